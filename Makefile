@@ -1,0 +1,58 @@
+# wasm-lambda developer commands. `make run` and `make test` work on a fresh machine: they
+# install what they need (wasm target, a project-local virtualenv with cargo-lambda and an
+# S3-compatible server) and start what they need.
+
+.PHONY: all build functions run test lint fmt tools clean
+
+VENV        := .venv
+TOOLS_STAMP := $(VENV)/.tools-installed
+WASM_TARGET := wasm32-unknown-unknown
+PORT        ?= 9000
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+all: build functions
+
+build:
+	cargo build --bins
+
+# Python tools, pinned to a major version, in a virtualenv inside the project.
+$(TOOLS_STAMP):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet 'cargo-lambda>=1.8,<2' 'moto[server]>=5,<6'
+	touch $@
+
+tools: $(TOOLS_STAMP)
+	rustup target add $(WASM_TARGET)
+
+# Every function crate in functions/*/ builds to wasm32-unknown-unknown.
+functions: tools
+	@for dir in functions/*/; do \
+		if [ -f $$dir/Cargo.toml ]; then \
+			echo "building $$dir"; \
+			(cd $$dir && cargo build --quiet --release --target $(WASM_TARGET)) || exit 1; \
+		fi; \
+	done
+
+# The bootstrap under cargo-lambda's Runtime API emulator, on the local function store:
+#   curl http://localhost:9000/lambda-url/bootstrap/hello/world
+run: functions
+	cargo lambda watch --bin bootstrap -A 127.0.0.1 -P $(PORT) \
+		--env-var FUNCTIONS_DIR=$(CURDIR)/functions
+
+test: functions
+	cargo test --all-targets
+	cargo test --doc
+
+lint:
+	cargo fmt --check
+	@for dir in functions/*/; do (cd $$dir && cargo fmt --check) || exit 1; done
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt
+	@for dir in functions/*/; do (cd $$dir && cargo fmt); done
+
+clean:
+	cargo clean
+	rm -rf $(VENV) functions/*/target

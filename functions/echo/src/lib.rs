@@ -1,0 +1,8 @@
+//! Returns its input unchanged: the smallest useful direct-invocation function.
+
+use extism_pdk::*;
+
+#[plugin_fn]
+pub fn handle(input: Vec<u8>) -> FnResult<Vec<u8>> {
+    Ok(input)
+}

@@ -1,0 +1,324 @@
+//! The handler: one Lambda event in, one answer out.
+//!
+//! event -> classify -> route -> catalog (manifest) -> plugin cache (compiled) -> call -> shape.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::cache::PluginCache;
+use crate::catalog::{Catalog, Entry, Snapshot};
+use crate::config::{Config, ENV_FUNCTIONS_BUCKET, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
+use crate::error::Error;
+use crate::event::{Event, HttpRequest, InvocationContext, direct_input, direct_output};
+use crate::invoke::{CompileOptions, CompiledFunction};
+use crate::respond::HttpResponse;
+use crate::router::HttpMatch;
+use crate::store::{DirStore, FunctionStore};
+
+/// The timeout applied when the invocation carries no real deadline and the manifest none.
+const FALLBACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Lambda variables `lambda_runtime` needs; checked so a missing one is an error, not a panic.
+const LAMBDA_VARIABLES: &[&str] = &[
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+];
+
+/// Time left for one invocation.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// When work must be over (deadline minus `DEADLINE_MARGIN`).
+    until: Instant,
+    /// False when the deadline had passed on arrival (local emulators).
+    real: bool,
+}
+
+impl Budget {
+    /// The budget for a deadline (epoch ms) seen at `now_ms`, keeping `margin` back to answer.
+    fn new(deadline_ms: u64, now_ms: u64, margin: Duration) -> Budget {
+        if deadline_ms > now_ms {
+            let left = Duration::from_millis(deadline_ms - now_ms);
+            Budget {
+                until: Instant::now() + left.saturating_sub(margin),
+                real: true,
+            }
+        } else {
+            Budget {
+                until: Instant::now() + FALLBACK_TIMEOUT,
+                real: false,
+            }
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.until.saturating_duration_since(Instant::now())
+    }
+
+    /// min(manifest timeout, time left); without a real deadline the manifest's, else 30 s.
+    fn call_timeout(&self, manifest_timeout: Option<Duration>) -> Duration {
+        match (self.real, manifest_timeout) {
+            (true, Some(timeout)) => timeout.min(self.remaining()),
+            (true, None) => self.remaining(),
+            (false, timeout) => timeout.unwrap_or(FALLBACK_TIMEOUT),
+        }
+    }
+}
+
+/// Everything an invocation needs, built once at init and shared by every invocation.
+pub struct Adapter {
+    catalog: Catalog,
+    deadline_margin: Duration,
+    warned_no_deadline: AtomicBool,
+}
+
+impl Adapter {
+    /// Builds the store, cache and catalog, loads the catalog and compiles `PREWARM` functions.
+    pub async fn init(config: Config) -> anyhow::Result<Adapter> {
+        if let Some(missing) = LAMBDA_VARIABLES
+            .iter()
+            .find(|v| std::env::var_os(v).is_none())
+        {
+            anyhow::bail!("{missing} is not set: the bootstrap runs under the Lambda Runtime API");
+        }
+        let store: Arc<dyn FunctionStore> = match &config.store {
+            StoreLocation::Directory(dir) => {
+                if !dir.is_dir() {
+                    anyhow::bail!(
+                        "{ENV_FUNCTIONS_DIR}={:?} is invalid: not a directory",
+                        dir.display().to_string()
+                    );
+                }
+                Arc::new(DirStore::new(dir))
+            }
+            StoreLocation::S3 { bucket, .. } => {
+                anyhow::bail!(
+                    "{ENV_FUNCTIONS_BUCKET}={bucket:?}: the S3 store is not available in this build"
+                )
+            }
+        };
+        let options = CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"));
+        let plugins = PluginCache::new(config.cache_max_bytes, options);
+        let adapter = Adapter {
+            catalog: Catalog::new(store, config.revalidate_after, plugins),
+            deadline_margin: config.deadline_margin,
+            warned_no_deadline: AtomicBool::new(false),
+        };
+        match adapter.catalog.snapshot().await {
+            Ok(snapshot) => {
+                info!(
+                    store = %adapter.catalog.store().describe(),
+                    functions = snapshot.functions.len(),
+                    invalid = snapshot.invalid.len(),
+                    routes = snapshot.routes.http_routes().count(),
+                    "catalog loaded"
+                );
+                adapter.prewarm(&config.prewarm, &snapshot).await;
+            }
+            Err(error) => {
+                warn!(%error, "function store unavailable at init; retrying on each invocation")
+            }
+        }
+        Ok(adapter)
+    }
+
+    async fn prewarm(&self, prewarm: &Prewarm, snapshot: &Snapshot) {
+        let names: Vec<String> = match prewarm {
+            Prewarm::None => return,
+            Prewarm::All => snapshot.functions.keys().cloned().collect(),
+            Prewarm::Only(names) => names.clone(),
+        };
+        for name in names {
+            let result = match self.catalog.entry(snapshot, &name) {
+                Ok(entry) => self.catalog.compiled(&entry).await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = result {
+                warn!(function = %name, %error, "prewarm failed");
+            }
+        }
+    }
+
+    /// Handles one invocation.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let (payload, context) = event.into_parts();
+        let budget = self.budget(&context);
+        let result = match Event::classify(&payload) {
+            Ok(Event::Direct { function, input }) => {
+                let span = info_span!("invoke", function = %function, trigger = "direct");
+                self.direct(&function, &input, budget)
+                    .instrument(span)
+                    .await
+            }
+            Ok(Event::Http(request)) => {
+                let shape = request.shape;
+                Ok(self
+                    .http(&request, &payload, &context, budget)
+                    .await
+                    .shape(shape))
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &result {
+            warn!(error_type = error.error_type(), %error, "invocation failed");
+        }
+        result
+    }
+
+    fn budget(&self, context: &Context) -> Budget {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let budget = Budget::new(context.deadline, now_ms, self.deadline_margin);
+        if !budget.real && !self.warned_no_deadline.swap(true, Ordering::Relaxed) {
+            warn!(
+                deadline_ms = context.deadline,
+                "invocation deadline already passed on arrival (local emulator?); \
+                 using the manifest timeout, else 30s"
+            );
+        }
+        budget
+    }
+
+    fn invocation_context(
+        &self,
+        context: &Context,
+        function: &str,
+        budget: Budget,
+    ) -> InvocationContext {
+        InvocationContext {
+            request_id: context.request_id.clone(),
+            function: function.to_string(),
+            deadline_ms: context.deadline,
+            remaining_ms: budget.remaining().as_millis() as u64,
+            invoked_function_arn: context.invoked_function_arn.clone(),
+            trace_id: context.xray_trace_id.clone(),
+        }
+    }
+
+    async fn snapshot(&self, function: &str) -> Result<Arc<Snapshot>, Error> {
+        self.catalog
+            .snapshot()
+            .await
+            .map_err(|error| Error::StoreUnavailable {
+                function: function.to_string(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// The compiled function, loaded within the invocation's budget.
+    async fn load(&self, entry: &Entry, budget: Budget) -> Result<Arc<CompiledFunction>, Error> {
+        let started = Instant::now();
+        let limit = budget.remaining();
+        match tokio::time::timeout(limit, self.catalog.compiled(entry)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::FunctionTimeout {
+                function: entry.manifest.name.clone(),
+                elapsed_ms: started.elapsed().as_millis(),
+                limit_ms: limit.as_millis(),
+            }),
+        }
+    }
+
+    async fn direct(&self, function: &str, input: &Value, budget: Budget) -> Result<Value, Error> {
+        let snapshot = self.snapshot(function).await?;
+        let entry = self.catalog.entry(&snapshot, function)?;
+        let compiled = self.load(&entry, budget).await?;
+        let timeout = budget.call_timeout(entry.manifest.timeout);
+        let output = compiled
+            .call(&entry.manifest.entrypoint, direct_input(input), timeout)
+            .await?;
+        Ok(direct_output(&output))
+    }
+
+    async fn http(
+        &self,
+        request: &HttpRequest,
+        raw: &Value,
+        context: &Context,
+        budget: Budget,
+    ) -> HttpResponse {
+        let snapshot = match self.snapshot(&request.path).await {
+            Ok(snapshot) => snapshot,
+            Err(error) => return HttpResponse::from_error(&error),
+        };
+        let (route, params) = match snapshot.routes.match_http(&request.method, &request.path) {
+            HttpMatch::Found { route, params } => (route, params),
+            HttpMatch::MethodNotAllowed { allowed } => {
+                return HttpResponse::method_not_allowed(&request.method, &request.path, &allowed);
+            }
+            HttpMatch::NotFound => return HttpResponse::not_found(&request.method, &request.path),
+        };
+        let span = info_span!("invoke", function = %route.function, trigger = "http");
+        async {
+            let entry = self.catalog.entry(&snapshot, &route.function)?;
+            let compiled = self.load(&entry, budget).await?;
+            let context = self.invocation_context(context, &route.function, budget);
+            let input = request.envelope(&context, &route.path, &params, raw);
+            let timeout = budget.call_timeout(entry.manifest.timeout);
+            let output = compiled
+                .call(&route.entrypoint, input.to_string().into_bytes(), timeout)
+                .await?;
+            HttpResponse::from_output(&route.function, &output)
+        }
+        .instrument(span)
+        .await
+        .unwrap_or_else(|error| {
+            warn!(error_type = error.error_type(), %error, "function failed");
+            HttpResponse::from_error(&error)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MARGIN: Duration = Duration::from_millis(50);
+
+    fn close_to(actual: Duration, expected: Duration) -> bool {
+        actual <= expected && expected - actual < Duration::from_millis(20)
+    }
+
+    #[test]
+    fn the_call_timeout_is_the_smaller_of_manifest_and_deadline() {
+        let now = 1_700_000_000_000;
+        let budget = Budget::new(now + 1_000, now, MARGIN);
+        assert!(budget.real);
+        let timeout = budget.call_timeout(Some(Duration::from_secs(5)));
+        assert!(close_to(timeout, Duration::from_millis(950)), "{timeout:?}");
+        let timeout = budget.call_timeout(Some(Duration::from_millis(100)));
+        assert_eq!(timeout, Duration::from_millis(100));
+        let timeout = budget.call_timeout(None);
+        assert!(close_to(timeout, Duration::from_millis(950)), "{timeout:?}");
+    }
+
+    #[test]
+    fn a_deadline_inside_the_margin_leaves_no_time() {
+        let now = 1_700_000_000_000;
+        let budget = Budget::new(now + 30, now, MARGIN);
+        assert_eq!(
+            budget.call_timeout(Some(Duration::from_secs(5))),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_deadline_already_past_uses_the_manifest_timeout_else_30s() {
+        // cargo lambda watch sends `Lambda-Runtime-Deadline-Ms: 600000`.
+        let budget = Budget::new(600_000, 1_700_000_000_000, MARGIN);
+        assert!(!budget.real);
+        assert_eq!(
+            budget.call_timeout(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(budget.call_timeout(None), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,256 @@
+//! Configuration, read once from the environment at startup.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `FUNCTIONS_BUCKET` | unset | S3 bucket of the function store; unset means the directory store |
+//! | `FUNCTIONS_PREFIX` | empty | key prefix inside the bucket |
+//! | `FUNCTIONS_DIR` | `functions` | root of the directory store |
+//! | `CACHE_MAX_BYTES` | half of `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 256 MiB | compiled-plugin cache cap |
+//! | `REVALIDATE_AFTER` | `30s` for S3, `0s` for a directory | trust period of a loaded manifest |
+//! | `DEADLINE_MARGIN` | `50ms` | time kept back from the Lambda deadline |
+//! | `PREWARM` | unset | comma list of functions (or `*`) compiled during init |
+//!
+//! A bad value is an error naming the variable and the value, never a silent default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const ENV_FUNCTIONS_BUCKET: &str = "FUNCTIONS_BUCKET";
+pub const ENV_FUNCTIONS_PREFIX: &str = "FUNCTIONS_PREFIX";
+pub const ENV_FUNCTIONS_DIR: &str = "FUNCTIONS_DIR";
+pub const ENV_CACHE_MAX_BYTES: &str = "CACHE_MAX_BYTES";
+pub const ENV_REVALIDATE_AFTER: &str = "REVALIDATE_AFTER";
+pub const ENV_DEADLINE_MARGIN: &str = "DEADLINE_MARGIN";
+pub const ENV_PREWARM: &str = "PREWARM";
+pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+
+const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Where functions are loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `<dir>/<name>/manifest.yaml`
+    Directory(PathBuf),
+    /// `s3://<bucket>/<prefix><name>/manifest.yaml`
+    S3 { bucket: String, prefix: String },
+}
+
+/// Which functions are compiled during init.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Prewarm {
+    #[default]
+    None,
+    All,
+    Only(Vec<String>),
+}
+
+/// The bootstrap's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreLocation,
+    pub cache_max_bytes: u64,
+    pub revalidate_after: Duration,
+    pub deadline_margin: Duration,
+    pub prewarm: Prewarm,
+}
+
+/// A variable whose value cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, which returns a variable's value if set.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let invalid = |variable: &'static str, value: &str, reason: String| ConfigError {
+            variable,
+            value: value.to_string(),
+            reason,
+        };
+
+        let store = match get(ENV_FUNCTIONS_BUCKET) {
+            Some(bucket) => {
+                let mut prefix = get(ENV_FUNCTIONS_PREFIX).unwrap_or_default();
+                if !prefix.is_empty() && !prefix.ends_with('/') {
+                    prefix.push('/');
+                }
+                StoreLocation::S3 { bucket, prefix }
+            }
+            None => StoreLocation::Directory(PathBuf::from(
+                get(ENV_FUNCTIONS_DIR).unwrap_or_else(|| "functions".to_string()),
+            )),
+        };
+
+        let cache_max_bytes = match get(ENV_CACHE_MAX_BYTES) {
+            Some(value) => {
+                parse_size(&value).map_err(|reason| invalid(ENV_CACHE_MAX_BYTES, &value, reason))?
+            }
+            None => match get(ENV_MEMORY_SIZE) {
+                Some(value) => {
+                    let mb: u64 = value.trim().parse().map_err(|_| {
+                        invalid(ENV_MEMORY_SIZE, &value, "expected megabytes".into())
+                    })?;
+                    mb * 1024 * 1024 / 2
+                }
+                None => DEFAULT_CACHE_MAX_BYTES,
+            },
+        };
+
+        let default_revalidate = match store {
+            StoreLocation::S3 { .. } => Duration::from_secs(30),
+            StoreLocation::Directory(_) => Duration::ZERO,
+        };
+        let revalidate_after = match get(ENV_REVALIDATE_AFTER) {
+            Some(value) => parse_duration(&value)
+                .map_err(|reason| invalid(ENV_REVALIDATE_AFTER, &value, reason))?,
+            None => default_revalidate,
+        };
+        let deadline_margin = match get(ENV_DEADLINE_MARGIN) {
+            Some(value) => parse_duration(&value)
+                .map_err(|reason| invalid(ENV_DEADLINE_MARGIN, &value, reason))?,
+            None => Duration::from_millis(50),
+        };
+
+        let prewarm = match get(ENV_PREWARM) {
+            None => Prewarm::None,
+            Some(value) if value.trim() == "*" => Prewarm::All,
+            Some(value) => {
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(|name| name.trim().to_string())
+                    .filter(|name| !name.is_empty())
+                    .collect();
+                if let Some(bad) = names
+                    .iter()
+                    .find(|name| !crate::manifest::is_valid_name(name))
+                {
+                    return Err(invalid(
+                        ENV_PREWARM,
+                        &value,
+                        format!("`{bad}` is not a function name"),
+                    ));
+                }
+                Prewarm::Only(names)
+            }
+        };
+
+        Ok(Config {
+            store,
+            cache_max_bytes,
+            revalidate_after,
+            deadline_margin,
+            prewarm,
+        })
+    }
+}
+
+/// Parses a duration such as `30s`, `250ms`, `1m 30s` or `0`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|error| format!("expected a duration such as 30s or 250ms ({error})"))
+}
+
+/// Parses a size such as `64MiB`, `1.5 GB` or `1048576` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(bytes) = text.parse::<u64>() {
+        return Ok(bytes);
+    }
+    text.parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|error| format!("expected a size such as 64MiB or 1048576 ({error})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_to_the_functions_directory() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.store, StoreLocation::Directory("functions".into()));
+        assert_eq!(config.cache_max_bytes, 256 * 1024 * 1024);
+        assert_eq!(config.revalidate_after, Duration::ZERO);
+        assert_eq!(config.deadline_margin, Duration::from_millis(50));
+        assert_eq!(config.prewarm, Prewarm::None);
+    }
+
+    #[test]
+    fn bucket_selects_s3_with_a_slash_terminated_prefix() {
+        let config = config(&[("FUNCTIONS_BUCKET", "b"), ("FUNCTIONS_PREFIX", "prod")]).unwrap();
+        assert_eq!(
+            config.store,
+            StoreLocation::S3 {
+                bucket: "b".into(),
+                prefix: "prod/".into()
+            }
+        );
+        assert_eq!(config.revalidate_after, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn cache_defaults_to_half_the_lambda_memory() {
+        let config = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]).unwrap();
+        assert_eq!(config.cache_max_bytes, 256 * 1024 * 1024);
+        let config = config_with_cache("64MiB");
+        assert_eq!(config.cache_max_bytes, 64 * 1024 * 1024);
+    }
+
+    fn config_with_cache(value: &str) -> Config {
+        config(&[("CACHE_MAX_BYTES", value)]).unwrap()
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_value() {
+        let error = config(&[("REVALIDATE_AFTER", "soon")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("REVALIDATE_AFTER=\"soon\" is invalid")
+        );
+        let error = config(&[("CACHE_MAX_BYTES", "lots")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("CACHE_MAX_BYTES=\"lots\" is invalid")
+        );
+        let error = config(&[("PREWARM", "hello,Bad Name")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`Bad Name` is not a function name")
+        );
+    }
+
+    #[test]
+    fn prewarm_takes_a_list_or_everything() {
+        assert_eq!(config(&[("PREWARM", "*")]).unwrap().prewarm, Prewarm::All);
+        assert_eq!(
+            config(&[("PREWARM", "hello, echo")]).unwrap().prewarm,
+            Prewarm::Only(vec!["hello".into(), "echo".into()])
+        );
+    }
+}

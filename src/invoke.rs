@@ -1,0 +1,348 @@
+//! Compiled functions and deadline-bound calls into them.
+//!
+//! What lives how long:
+//! - a [`CompiledFunction`] lives in the plugin cache as long as its module digest and manifest
+//!   are current; it owns one or more *engines* (Extism `CompiledPlugin`s).
+//! - an *instance* (Extism `Plugin`) lives for one call (`instance: fresh`) or until its first
+//!   error (`instance: reuse`).
+//!
+//! Extism stops a call by bumping its engine's epoch, which interrupts every instance running on
+//! that engine. So a call always runs alone on its engine: concurrent calls of one function
+//! check out separate engines (replicas, built from the compile cache), and one call's timeout
+//! never interrupts another.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use extism::{CompiledPlugin, Plugin, PluginBuilder};
+use tracing::{debug, info, warn};
+
+use crate::error::Error;
+use crate::manifest::{InstanceMode, Manifest};
+
+const WASM_PAGE: u64 = 64 * 1024;
+/// How long a call that ignores its interrupt (stuck in a host call) is waited for after its timeout.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+/// How often the interrupt is repeated until the call stops.
+const INTERRUPT_REPEAT: Duration = Duration::from_millis(10);
+/// Extism's return code for a call that ended in a wasm trap.
+const TRAP_CODE: i32 = 134;
+
+/// Process-wide settings for compiling modules.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// A wasmtime cache config file; `None` disables the disk cache.
+    pub cache_config: Option<PathBuf>,
+}
+
+impl CompileOptions {
+    /// Keeps wasmtime's compile cache under `dir` (on Lambda only `/tmp` is writable; Extism's
+    /// default would be under `$HOME`). Falls back to no disk cache if `dir` is not writable.
+    pub fn with_cache_dir(dir: &Path) -> CompileOptions {
+        let config = dir.join("wasmtime-cache.toml");
+        let contents = format!(
+            "[cache]\ndirectory = {:?}\n",
+            dir.join("wasmtime").display().to_string()
+        );
+        match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&config, contents)) {
+            Ok(()) => CompileOptions {
+                cache_config: Some(config),
+            },
+            Err(error) => {
+                warn!(dir = %dir.display(), %error, "compile cache disabled: directory not writable");
+                CompileOptions::default()
+            }
+        }
+    }
+}
+
+/// One engine and, with `instance: reuse`, its warm instance.
+struct Engine {
+    compiled: CompiledPlugin,
+    warm: Option<Plugin>,
+}
+
+/// A function ready to call: its manifest and compiled module.
+pub struct CompiledFunction {
+    pub manifest: Arc<Manifest>,
+    module: Bytes,
+    options: CompileOptions,
+    /// Engines not running a call.
+    idle: Mutex<Vec<Engine>>,
+    /// Estimated bytes held, for the cache's weigher.
+    pub weight: u32,
+}
+
+impl CompiledFunction {
+    /// Compiles `module` for `manifest` and checks that it exports every entrypoint the manifest
+    /// names. Blocking: run it off the async runtime.
+    pub fn compile(
+        manifest: Arc<Manifest>,
+        module: Bytes,
+        options: CompileOptions,
+    ) -> Result<CompiledFunction, Error> {
+        let started = Instant::now();
+        let compiled = build(&manifest, &module, &options)?;
+        let plugin = instantiate(&manifest, &compiled)?;
+        let entrypoints = std::iter::once(manifest.entrypoint.as_str())
+            .chain(manifest.hooks.iter().filter_map(|hook| hook.entrypoint()));
+        for entrypoint in entrypoints {
+            if !plugin.function_exists(entrypoint) {
+                return Err(Error::ModuleInvalid {
+                    function: manifest.name.clone(),
+                    reason: format!(
+                        "entrypoint `{entrypoint}` is not an exported function of the module"
+                    ),
+                });
+            }
+        }
+        info!(
+            function = %manifest.name,
+            module_bytes = module.len(),
+            compile_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "compiled function"
+        );
+        let warm = (manifest.instance == InstanceMode::Reuse).then_some(plugin);
+        // Compiled code is a small multiple of the module; Extism's own kernel adds about 1 MiB.
+        let weight = (module.len() as u64 * 4 + (1 << 20)).min(u32::MAX as u64) as u32;
+        Ok(CompiledFunction {
+            manifest,
+            module,
+            options,
+            idle: Mutex::new(vec![Engine { compiled, warm }]),
+            weight,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Calls `entrypoint` with `input`, stopping it after `timeout`.
+    pub async fn call(
+        self: &Arc<Self>,
+        entrypoint: &str,
+        input: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        let started = Instant::now();
+        let mut engine = self.checkout().await?;
+        let mut plugin = match engine.warm.take() {
+            Some(plugin) => plugin,
+            None => match instantiate(&self.manifest, &engine.compiled) {
+                Ok(plugin) => plugin,
+                Err(error) => {
+                    self.checkin(engine);
+                    return Err(error);
+                }
+            },
+        };
+        let cancel = plugin.cancel_handle();
+        let entry = entrypoint.to_string();
+        let mut task = tokio::task::spawn_blocking(move || {
+            let result = plugin.call_get_error_code::<&[u8], Vec<u8>>(&entry, &input);
+            (plugin, result)
+        });
+
+        let mut interrupted = false;
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            () = tokio::time::sleep(timeout) => {
+                interrupted = true;
+                let give_up = Instant::now() + INTERRUPT_GRACE;
+                loop {
+                    // Repeated: an interrupt sent before the call registered with Extism's
+                    // timer is dropped by it.
+                    let _ = cancel.cancel();
+                    match tokio::time::timeout(INTERRUPT_REPEAT, &mut task).await {
+                        Ok(joined) => break joined,
+                        Err(_) if Instant::now() < give_up => continue,
+                        Err(_) => {
+                            // Stuck outside wasm: abandon the engine with its call.
+                            warn!(function = %self.name(), "call ignored its interrupt; engine abandoned");
+                            return Err(self.timeout_error(started, timeout));
+                        }
+                    }
+                }
+            }
+        };
+
+        let (plugin, result) = match joined {
+            Ok(done) => done,
+            Err(panic) => {
+                self.checkin(engine);
+                return Err(Error::FunctionTrap {
+                    function: self.name().to_string(),
+                    reason: format!("the runtime panicked during the call: {panic}"),
+                });
+            }
+        };
+        let outcome = match result {
+            Ok(output) => Ok(output),
+            Err(_) if interrupted => Err(self.timeout_error(started, timeout)),
+            Err((error, code)) => Err(self.call_error(error, code, started, timeout)),
+        };
+        if outcome.is_ok() && self.manifest.instance == InstanceMode::Reuse {
+            engine.warm = Some(plugin);
+        } else if outcome.is_err() {
+            debug!(function = %self.name(), "instance dropped after error");
+        }
+        self.checkin(engine);
+        outcome
+    }
+
+    fn timeout_error(&self, started: Instant, timeout: Duration) -> Error {
+        Error::FunctionTimeout {
+            function: self.name().to_string(),
+            elapsed_ms: started.elapsed().as_millis(),
+            limit_ms: timeout.as_millis(),
+        }
+    }
+
+    fn call_error(
+        &self,
+        error: extism::Error,
+        code: i32,
+        started: Instant,
+        timeout: Duration,
+    ) -> Error {
+        let function = self.name().to_string();
+        let root = error.root_cause().to_string();
+        if root == "timeout" {
+            return self.timeout_error(started, timeout);
+        }
+        if root == "oom" {
+            return Error::FunctionTrap {
+                function,
+                reason: format!(
+                    "memory limit of {} exceeded",
+                    human_size(self.manifest.memory_limit)
+                ),
+            };
+        }
+        if root.contains("out of fuel") {
+            return Error::FunctionTrap {
+                function,
+                reason: format!(
+                    "ran out of fuel ({} instructions)",
+                    self.manifest.fuel.unwrap_or_default()
+                ),
+            };
+        }
+        if code == TRAP_CODE || root.starts_with("wasm trap") {
+            return Error::FunctionTrap {
+                function,
+                reason: root,
+            };
+        }
+        Error::FunctionError {
+            function,
+            reason: error.to_string(),
+        }
+    }
+
+    /// An idle engine, or a new replica when every engine is running a call.
+    async fn checkout(self: &Arc<Self>) -> Result<Engine, Error> {
+        if let Some(engine) = self.idle.lock().expect("engine pool lock").pop() {
+            return Ok(engine);
+        }
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let compiled = build(&this.manifest, &this.module, &this.options)?;
+            info!(
+                function = %this.name(),
+                replica_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "engine replica for a concurrent call"
+            );
+            Ok(Engine {
+                compiled,
+                warm: None,
+            })
+        })
+        .await
+        .map_err(|panic| Error::ModuleInvalid {
+            function: self.name().to_string(),
+            reason: format!("compiling panicked: {panic}"),
+        })?
+    }
+
+    fn checkin(&self, engine: Engine) {
+        self.idle.lock().expect("engine pool lock").push(engine);
+    }
+}
+
+/// Multi-line compiler diagnostics joined into one line for `errorMessage`.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `2 MiB` for whole mebibytes, else bytesize's `1.5 KiB` form.
+fn human_size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        bytesize::ByteSize(bytes).display().iec().to_string()
+    }
+}
+
+/// Compiles the module with the manifest's sandbox settings.
+fn build(
+    manifest: &Manifest,
+    module: &Bytes,
+    options: &CompileOptions,
+) -> Result<CompiledPlugin, Error> {
+    let is_binary = module.starts_with(b"\0asm");
+    let is_text = module.trim_ascii_start().starts_with(b"(");
+    if !is_binary && !is_text {
+        return Err(Error::ModuleInvalid {
+            function: manifest.name.clone(),
+            reason: "is not a WebAssembly module (no `\\0asm` header)".to_string(),
+        });
+    }
+    let pages = manifest.memory_limit.div_ceil(WASM_PAGE) as u32;
+    let mut plugin_manifest = extism::Manifest::new([extism::Wasm::data(module.to_vec())])
+        .with_memory_max(pages)
+        .with_config(manifest.config.iter())
+        .with_allowed_hosts(manifest.allowed_hosts.iter().cloned());
+    if !manifest.allowed_paths.is_empty() {
+        plugin_manifest = plugin_manifest.with_allowed_paths(
+            manifest
+                .allowed_paths
+                .iter()
+                .map(|(host, guest)| (host.clone(), PathBuf::from(guest))),
+        );
+    }
+    let mut builder = PluginBuilder::new(plugin_manifest).with_wasi(manifest.wasi);
+    builder = match &options.cache_config {
+        Some(config) => builder.with_cache_config(config),
+        None => builder.with_cache_disabled(),
+    };
+    if let Some(fuel) = manifest.fuel {
+        builder = builder.with_fuel_limit(fuel);
+    }
+    builder.compile().map_err(|error| Error::ModuleInvalid {
+        function: manifest.name.clone(),
+        reason: format!(
+            "does not compile: {}",
+            one_line(&error.root_cause().to_string())
+        ),
+    })
+}
+
+fn instantiate(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {
+    Plugin::new_from_compiled(compiled).map_err(|error| Error::ModuleInvalid {
+        function: manifest.name.clone(),
+        reason: format!(
+            "cannot be instantiated: {}",
+            one_line(&error.root_cause().to_string())
+        ),
+    })
+}

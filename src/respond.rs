@@ -1,0 +1,274 @@
+//! Shapes a function's answer for the event it came from.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::alb::AlbTargetGroupResponse;
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::event::HttpShape;
+
+/// An HTTP answer before it is shaped for API Gateway or ALB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header name (any case) to its values.
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub body: String,
+    pub is_base64_encoded: bool,
+}
+
+impl HttpResponse {
+    fn text(status: u16, content_type: &str, body: String) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: BTreeMap::from([("content-type".to_string(), vec![content_type.to_string()])]),
+            body,
+            is_base64_encoded: false,
+        }
+    }
+
+    /// A JSON error body: `{"errorType", "errorMessage"}`, as Lambda itself reports errors.
+    pub fn error(status: u16, error_type: &str, message: &str) -> HttpResponse {
+        HttpResponse::text(
+            status,
+            "application/json",
+            json!({"errorType": error_type, "errorMessage": message}).to_string(),
+        )
+    }
+
+    /// The answer for a failed function call.
+    pub fn from_error(error: &Error) -> HttpResponse {
+        HttpResponse::error(error.http_status(), error.error_type(), &error.to_string())
+    }
+
+    /// Reads a plugin's output: `{"status", "headers", "body", "is_base64_encoded"}` is an HTTP
+    /// response; anything else is a 200 with the output as its body.
+    pub fn from_output(function: &str, output: &[u8]) -> Result<HttpResponse, Error> {
+        let parsed: Option<Value> = serde_json::from_slice(output).ok();
+        let Some(Value::Object(object)) = &parsed else {
+            return Ok(match std::str::from_utf8(output) {
+                Ok(text) if parsed.is_some() => {
+                    HttpResponse::text(200, "application/json", text.to_string())
+                }
+                Ok(text) => HttpResponse::text(200, "text/plain; charset=utf-8", text.to_string()),
+                Err(_) => HttpResponse {
+                    status: 200,
+                    headers: BTreeMap::from([(
+                        "content-type".to_string(),
+                        vec!["application/octet-stream".to_string()],
+                    )]),
+                    body: base64::engine::general_purpose::STANDARD.encode(output),
+                    is_base64_encoded: true,
+                },
+            });
+        };
+        let Some(status) = object.get("status") else {
+            let text = String::from_utf8_lossy(output).into_owned();
+            return Ok(HttpResponse::text(200, "application/json", text));
+        };
+        let invalid = |reason: String| Error::FunctionError {
+            function: function.to_string(),
+            reason: format!("invalid HTTP response: {reason}"),
+        };
+        let status = status
+            .as_u64()
+            .filter(|s| (100..=599).contains(s))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "`status` must be a number from 100 to 599, got {status}"
+                ))
+            })? as u16;
+        let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Some(given) = object.get("headers") {
+            let Some(given) = given.as_object() else {
+                return Err(invalid("`headers` must be an object".to_string()));
+            };
+            for (name, value) in given {
+                let values = match value {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|item| {
+                            item.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| item.to_string())
+                        })
+                        .collect(),
+                    other => vec![other.to_string()],
+                };
+                headers.insert(name.clone(), values);
+            }
+        }
+        let is_base64_encoded = object
+            .get("is_base64_encoded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let body = match object.get("body") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => {
+                if !headers
+                    .keys()
+                    .any(|k| k.eq_ignore_ascii_case("content-type"))
+                {
+                    headers.insert(
+                        "content-type".to_string(),
+                        vec!["application/json".to_string()],
+                    );
+                }
+                other.to_string()
+            }
+        };
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+            is_base64_encoded,
+        })
+    }
+
+    /// 404 for a path no function routes.
+    pub fn not_found(method: &str, path: &str) -> HttpResponse {
+        HttpResponse::error(
+            404,
+            "NotFound",
+            &format!("no function is routed for {method} {path}"),
+        )
+    }
+
+    /// 405 for a path routed only for other methods.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &[String]) -> HttpResponse {
+        let mut response = HttpResponse::error(
+            405,
+            "MethodNotAllowed",
+            &format!(
+                "{path} is routed for {} only, not {method}",
+                allowed.join(", ")
+            ),
+        );
+        response
+            .headers
+            .insert("allow".to_string(), vec![allowed.join(", ")]);
+        response
+    }
+
+    /// The response in the shape `shape` expects.
+    pub fn shape(self, shape: HttpShape) -> Value {
+        let body = (!self.body.is_empty()).then(|| Body::Text(self.body.clone()));
+        let status_code = i64::from(self.status);
+        let result = match shape {
+            HttpShape::RestV1 => {
+                let mut response = ApiGatewayProxyResponse::default();
+                response.status_code = status_code;
+                response.multi_value_headers = header_map(&self.headers, false);
+                response.body = body;
+                response.is_base64_encoded = self.is_base64_encoded;
+                serde_json::to_value(response)
+            }
+            HttpShape::HttpV2 => {
+                let mut response = ApiGatewayV2httpResponse::default();
+                response.status_code = status_code;
+                // Set-Cookie goes into `cookies`; the others repeat as comma-joined values.
+                response.cookies = self
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+                    .flat_map(|(_, values)| values.clone())
+                    .collect();
+                response.headers = header_map(&self.headers, true);
+                response.body = body;
+                response.is_base64_encoded = self.is_base64_encoded;
+                serde_json::to_value(response)
+            }
+            HttpShape::Alb { multi_value } => {
+                let mut response = AlbTargetGroupResponse::default();
+                response.status_code = status_code;
+                response.status_description = Some(status_description(self.status));
+                if multi_value {
+                    response.multi_value_headers = header_map(&self.headers, false);
+                } else {
+                    response.headers = header_map(&self.headers, true);
+                }
+                response.body = body;
+                response.is_base64_encoded = self.is_base64_encoded;
+                serde_json::to_value(response)
+            }
+        };
+        result.unwrap_or_else(|error| {
+            json!({"statusCode": 500, "body": format!("response could not be encoded: {error}")})
+        })
+    }
+}
+
+/// `headers` as a `HeaderMap`; `single` joins repeated values (except cookies) into one.
+fn header_map(headers: &BTreeMap<String, Vec<String>>, single: bool) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, values) in headers {
+        let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) else {
+            continue;
+        };
+        if single && name == http::header::SET_COOKIE {
+            continue;
+        }
+        let values: Vec<String> = if single {
+            vec![values.join(", ")]
+        } else {
+            values.clone()
+        };
+        for value in values {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                map.append(name.clone(), value);
+            }
+        }
+    }
+    map
+}
+
+/// `200 OK`, as ALB wants it.
+fn status_description(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("");
+    format!("{status} {reason}").trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_output_is_a_200() {
+        let response = HttpResponse::from_output("f", b"hi").unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, "hi");
+        let response = HttpResponse::from_output("f", br#"{"a":1}"#).unwrap();
+        assert_eq!(response.headers["content-type"], ["application/json"]);
+    }
+
+    #[test]
+    fn a_response_object_sets_status_headers_and_body() {
+        let output = br#"{"status": 201, "headers": {"x-a": "1"}, "body": {"ok": true}}"#;
+        let response = HttpResponse::from_output("f", output).unwrap();
+        assert_eq!(response.status, 201);
+        assert_eq!(response.body, r#"{"ok":true}"#);
+        let v2 = response.clone().shape(HttpShape::HttpV2);
+        assert_eq!(v2["statusCode"], 201);
+        assert_eq!(v2["headers"]["x-a"], "1");
+        let alb = response.shape(HttpShape::Alb { multi_value: true });
+        assert_eq!(alb["statusDescription"], "201 Created");
+        assert_eq!(alb["multiValueHeaders"]["x-a"], json!(["1"]));
+    }
+
+    #[test]
+    fn a_bad_status_is_a_function_error() {
+        let error = HttpResponse::from_output("f", br#"{"status": 9000}"#).unwrap_err();
+        assert_eq!(error.error_type(), "FunctionError");
+        assert!(error.to_string().contains("`status`"));
+    }
+}

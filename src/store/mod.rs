@@ -1,0 +1,54 @@
+//! Where functions live: a directory for local work, S3 in the cloud.
+//!
+//! Both keep the same layout, `<root>/<name>/manifest.yaml` and the module beside it, and both
+//! tag every object with a version (file mtime + size, or an S3 ETag) so callers re-read an
+//! object only when it changed. Nothing above this module knows which store it talks to.
+
+mod dir;
+
+pub use dir::DirStore;
+
+use bytes::Bytes;
+
+/// The version of a stored object: equal versions mean equal content.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub String);
+
+/// An object's content and the version it was read at.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub bytes: Bytes,
+    pub version: Version,
+}
+
+/// A failed store operation.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The store could not be read (I/O error, network, 5xx).
+    #[error("{location}: {reason}")]
+    Unavailable { location: String, reason: String },
+}
+
+/// A source of function manifests and modules.
+#[async_trait::async_trait]
+pub trait FunctionStore: Send + Sync + 'static {
+    /// Every function in the store, with the version of its manifest.
+    async fn list(&self) -> Result<Vec<(String, Version)>, StoreError>;
+
+    /// Reads `<name>/<path>`, or returns `None` when its version is still `known`.
+    async fn read(
+        &self,
+        name: &str,
+        path: &str,
+        known: Option<&Version>,
+    ) -> Result<Option<Stored>, StoreError>;
+
+    /// `<name>/<path>` as a user would look for it (a file path or an `s3://` URL).
+    fn locate(&self, name: &str, path: &str) -> String;
+
+    /// The store as a whole, for messages (`directory functions`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,227 @@
+//! HTTP and direct invocations through the real bootstrap under the Lambda Runtime API emulator.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Lambda, ROOT, Store, assert_error, constant_plugin, event};
+use serde_json::{Value, json};
+
+#[test]
+fn example_functions_answer_as_make_run_serves_them() {
+    let lambda = Lambda::start(&Path::new(ROOT).join("functions"), &[]);
+
+    let (status, content_type, body) = lambda.url("GET", "/hello/world", None);
+    assert_eq!((status, body.as_str()), (200, "Hello, world!\n"));
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+
+    assert_eq!(
+        lambda.invoke(&event("direct-echo-object.json")),
+        json!({"hello": "world", "n": [1, 2, 3]})
+    );
+    assert_eq!(
+        lambda.invoke(&event("direct-echo-string.json")),
+        json!("plain text in, plain text out")
+    );
+}
+
+/// hello on GET /hello/{name}; `inspect` (the echo module: answers with the request it got) on
+/// /echo/{rest+} and /hello/{rest+}; `exact` on GET /hello/world; `logo` answering base64.
+fn http_store() -> Store {
+    let store = Store::new();
+    store.add_built(
+        "hello",
+        "hello",
+        "config: {greeting: Hello}\nhooks:\n  - {type: http, method: GET, path: \"/hello/{name}\"}\n",
+    );
+    store.add_built(
+        "inspect",
+        "echo",
+        "hooks:\n  - {type: http, path: \"/echo/{rest+}\"}\n  - {type: http, method: ANY, path: \"/hello/{rest+}\"}\n",
+    );
+    store.add_wat(
+        "exact",
+        &constant_plugin("exactly /hello/world"),
+        "hooks:\n  - {type: http, method: GET, path: /hello/world}\n",
+    );
+    store.add_wat(
+        "logo",
+        &constant_plugin(
+            r#"{"status": 200, "headers": {"content-type": "image/png"}, "body": "iVBORw0KGgo=", "is_base64_encoded": true}"#,
+        ),
+        "hooks:\n  - {type: http, method: GET, path: /logo.png}\n",
+    );
+    store
+}
+
+fn v2_get(path: &str) -> Value {
+    let mut event = event("apigw-v2-get-hello.json");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event
+}
+
+#[test]
+fn each_http_event_gets_an_answer_in_its_own_shape() {
+    let store = http_store();
+    let lambda = Lambda::start(store.path(), &[]);
+
+    let v1 = lambda.invoke(&event("apigw-v1-get-hello.json"));
+    assert_eq!(v1["statusCode"], 200, "{v1}");
+    assert_eq!(v1["body"], "Hello, ada!\n");
+    assert_eq!(
+        v1["multiValueHeaders"]["content-type"],
+        json!(["text/plain; charset=utf-8"])
+    );
+    assert_eq!(v1["isBase64Encoded"], false);
+
+    let v2 = lambda.invoke(&event("apigw-v2-get-hello.json"));
+    assert_eq!(v2["statusCode"], 200, "{v2}");
+    assert_eq!(v2["body"], "Hello, ada!\n");
+    assert_eq!(v2["headers"]["content-type"], "text/plain; charset=utf-8");
+
+    let staged = lambda.invoke(&event("apigw-v2-named-stage-hello.json"));
+    assert_eq!(
+        staged["body"], "Hello, ada!\n",
+        "stage prefix is not part of the route"
+    );
+
+    let url = lambda.invoke(&event("function-url-get-hello.json"));
+    assert_eq!(url["statusCode"], 200, "{url}");
+    assert_eq!(
+        url["body"], "Hello, Jürgen!\n",
+        "route parameters are percent-decoded"
+    );
+
+    let alb = lambda.invoke(&event("alb-get-hello.json"));
+    assert_eq!(alb["statusCode"], 200, "{alb}");
+    assert_eq!(alb["statusDescription"], "200 OK");
+    assert_eq!(alb["headers"]["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(alb["body"], "Hello, ada!\n");
+
+    let multi = lambda.invoke(&event("alb-multivalue-get-hello.json"));
+    assert_eq!(multi["statusDescription"], "200 OK", "{multi}");
+    assert_eq!(
+        multi["multiValueHeaders"]["content-type"],
+        json!(["text/plain; charset=utf-8"])
+    );
+
+    // The same route through the emulator's own Function URL endpoint.
+    let (status, _, body) = lambda.url("GET", "/hello/ada", None);
+    assert_eq!((status, body.as_str()), (200, "Hello, ada!\n"));
+}
+
+#[test]
+fn functions_receive_the_normalized_request_and_base64_bodies_pass_both_ways() {
+    let store = http_store();
+    let lambda = Lambda::start(store.path(), &[]);
+
+    let answer = lambda.invoke(&event("apigw-v1-post-base64.json"));
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let request: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(request["trigger"], "http");
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["path"], "/echo/upload");
+    assert_eq!(request["route"], "/echo/{rest+}");
+    assert_eq!(request["params"], json!({"rest": "upload"}));
+    assert_eq!(request["body"], "aGVsbG8sIHdvcmxk");
+    assert_eq!(request["is_base64_encoded"], true);
+    assert_eq!(
+        request["headers"]["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(request["context"]["function"], "inspect");
+    assert!(
+        !request["context"]["request_id"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        request["raw"]["resource"], "/{proxy+}",
+        "raw carries the original event"
+    );
+
+    let v2 = lambda.invoke(&v2_get("/echo/q"));
+    let request: Value = serde_json::from_str(v2["body"].as_str().unwrap()).unwrap();
+    assert_eq!(request["query"], json!({"lang": "en", "tag": "a,b"}));
+    assert_eq!(request["source_ip"], "1.2.3.4");
+
+    let logo = lambda.invoke(&v2_get("/logo.png"));
+    assert_eq!(logo["isBase64Encoded"], true, "{logo}");
+    assert_eq!(logo["body"], "iVBORw0KGgo=");
+    assert_eq!(logo["headers"]["content-type"], "image/png");
+}
+
+#[test]
+fn the_most_specific_route_wins_and_unrouted_paths_get_404() {
+    let store = http_store();
+    let lambda = Lambda::start(store.path(), &[]);
+
+    let exact = lambda.invoke(&v2_get("/hello/world"));
+    assert_eq!(
+        exact["body"], "exactly /hello/world",
+        "static beats {{name}}: {exact}"
+    );
+    let param = lambda.invoke(&v2_get("/hello/grace"));
+    assert_eq!(param["body"], "Hello, grace!\n", "{{name}} beats {{rest+}}");
+    let greedy = lambda.invoke(&v2_get("/hello/a/b/c"));
+    let request: Value = serde_json::from_str(greedy["body"].as_str().unwrap()).unwrap();
+    assert_eq!(request["context"]["function"], "inspect");
+    assert_eq!(request["params"]["rest"], "a/b/c");
+
+    // POST is not taken by GET /hello/{name}, so the greedy ANY route gets it.
+    let (status, _, body) = lambda.url("POST", "/hello/grace", Some("{}"));
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""function":"inspect""#), "{body}");
+
+    let missing = lambda.invoke(&v2_get("/nothing/here"));
+    assert_eq!(
+        missing["statusCode"], 404,
+        "an unrouted path is a 404, not a Lambda error"
+    );
+    assert!(
+        missing["body"]
+            .as_str()
+            .unwrap()
+            .contains("GET /nothing/here")
+    );
+    let (status, _, _) = lambda.url("GET", "/nothing/here", None);
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn direct_invocations_run_any_extism_plugin_unchanged() {
+    let store = Store::new();
+    store.add_built("echo", "echo", "");
+    let count_vowels = std::fs::read(common::count_vowels_wasm()).unwrap();
+    store.add(
+        "count-vowels",
+        "name: count-vowels\nruntime: wasm\nentrypoint: count_vowels\n",
+        Some(&count_vowels),
+    );
+    let lambda = Lambda::start(store.path(), &[]);
+
+    let answer = lambda.invoke(&event("direct-count-vowels.json"));
+    assert_eq!(answer["count"], 8, "{answer}");
+    assert_eq!(
+        lambda.invoke(&event("direct-echo-object.json")),
+        json!({"hello": "world", "n": [1, 2, 3]})
+    );
+    assert_eq!(lambda.call("echo", json!(42)), json!(42));
+
+    let missing = lambda.call("nope", Value::Null);
+    assert_error(&missing, "FunctionNotFound", "`nope`");
+
+    let unknown = lambda.invoke(&json!({"detail": 1, "weird": true}));
+    assert_error(&unknown, "UnsupportedEvent", "detail, weird");
+
+    let invalid = lambda.invoke(&json!({"function": ["echo"]}));
+    assert_eq!(invalid["errorType"], "InvalidRequest", "{invalid}");
+
+    // Errors never wedge the runtime.
+    assert_eq!(
+        lambda.call("echo", json!("still here")),
+        json!("still here")
+    );
+}

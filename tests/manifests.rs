@@ -1,0 +1,53 @@
+//! Bad manifests, each in `tests/fixtures/manifests/<case>/` with the error it must produce
+//! in `expected`, checked through `wasm-lambda validate`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[test]
+fn every_bad_manifest_gives_the_expected_error() {
+    let fixtures = Path::new(ROOT).join("tests/fixtures/manifests");
+    let output = Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
+        .arg("validate")
+        .arg(&fixtures)
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "validate must fail on bad manifests"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+
+    // One line per function: `<name>: <error>`.
+    let reported: BTreeMap<&str, &str> = stderr
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .collect();
+    let mut cases = 0;
+    for case in std::fs::read_dir(&fixtures).unwrap() {
+        let case = case.unwrap().path();
+        let name = case.file_name().unwrap().to_str().unwrap().to_string();
+        let expected = std::fs::read_to_string(case.join("expected")).unwrap();
+        let expected = expected.trim();
+        let error = reported
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("no error reported for {name}:\n{stderr}"));
+        assert!(
+            error.contains(expected),
+            "{name}:\n  expected to contain: {expected}\n  got: {error}"
+        );
+        // Every error names the file it is about.
+        assert!(
+            error.contains(&format!("{name}/manifest.yaml"))
+                || error.contains(&format!("{name}/{name}.wasm")),
+            "{name}: the error does not name the file: {error}"
+        );
+        cases += 1;
+    }
+    assert!(cases >= 15, "only {cases} bad manifests");
+}
