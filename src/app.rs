@@ -12,16 +12,19 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::cache::PluginCache;
 use crate::catalog::{Catalog, Entry, Snapshot};
-use crate::config::{Config, ENV_FUNCTIONS_BUCKET, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
+use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
 use crate::error::Error;
 use crate::event::{Event, HttpRequest, InvocationContext, direct_input, direct_output};
 use crate::invoke::{CompileOptions, CompiledFunction};
 use crate::respond::HttpResponse;
 use crate::router::HttpMatch;
-use crate::store::{DirStore, FunctionStore};
+use crate::store::{DirStore, FunctionStore, S3Store};
 
 /// The timeout applied when the invocation carries no real deadline and the manifest none.
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long init waits for the store; Lambda allows init 10 s. Later calls retry.
+const INIT_LOAD_WAIT: Duration = Duration::from_secs(8);
 
 /// The Lambda variables `lambda_runtime` needs; checked so a missing one is an error, not a panic.
 const LAMBDA_VARIABLES: &[&str] = &[
@@ -97,10 +100,8 @@ impl Adapter {
                 }
                 Arc::new(DirStore::new(dir))
             }
-            StoreLocation::S3 { bucket, .. } => {
-                anyhow::bail!(
-                    "{ENV_FUNCTIONS_BUCKET}={bucket:?}: the S3 store is not available in this build"
-                )
+            StoreLocation::S3 { bucket, prefix } => {
+                Arc::new(S3Store::from_env(bucket, prefix).await)
             }
         };
         let options = CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"));
@@ -110,7 +111,7 @@ impl Adapter {
             deadline_margin: config.deadline_margin,
             warned_no_deadline: AtomicBool::new(false),
         };
-        match adapter.catalog.snapshot().await {
+        match adapter.catalog.snapshot(INIT_LOAD_WAIT).await {
             Ok(snapshot) => {
                 info!(
                     store = %adapter.catalog.store().describe(),
@@ -135,8 +136,12 @@ impl Adapter {
             Prewarm::Only(names) => names.clone(),
         };
         for name in names {
-            let result = match self.catalog.entry(snapshot, &name) {
-                Ok(entry) => self.catalog.compiled(&entry).await.map(|_| ()),
+            let result = match self.catalog.entry(&name, INIT_LOAD_WAIT).await {
+                Ok(entry) => self
+                    .catalog
+                    .compiled(&entry, INIT_LOAD_WAIT)
+                    .await
+                    .map(|_| ()),
                 Err(error) => Err(error),
             };
             if let Err(error) = result {
@@ -203,9 +208,9 @@ impl Adapter {
         }
     }
 
-    async fn snapshot(&self, function: &str) -> Result<Arc<Snapshot>, Error> {
+    async fn snapshot(&self, function: &str, budget: Budget) -> Result<Arc<Snapshot>, Error> {
         self.catalog
-            .snapshot()
+            .snapshot(budget.remaining())
             .await
             .map_err(|error| Error::StoreUnavailable {
                 function: function.to_string(),
@@ -214,10 +219,14 @@ impl Adapter {
     }
 
     /// The compiled function, loaded within the invocation's budget.
-    async fn load(&self, entry: &Entry, budget: Budget) -> Result<Arc<CompiledFunction>, Error> {
+    async fn load(
+        &self,
+        entry: &Arc<Entry>,
+        budget: Budget,
+    ) -> Result<Arc<CompiledFunction>, Error> {
         let started = Instant::now();
         let limit = budget.remaining();
-        match tokio::time::timeout(limit, self.catalog.compiled(entry)).await {
+        match tokio::time::timeout(limit, self.catalog.compiled(entry, limit)).await {
             Ok(result) => result,
             Err(_) => Err(Error::FunctionTimeout {
                 function: entry.manifest.name.clone(),
@@ -228,8 +237,7 @@ impl Adapter {
     }
 
     async fn direct(&self, function: &str, input: &Value, budget: Budget) -> Result<Value, Error> {
-        let snapshot = self.snapshot(function).await?;
-        let entry = self.catalog.entry(&snapshot, function)?;
+        let entry = self.catalog.entry(function, budget.remaining()).await?;
         let compiled = self.load(&entry, budget).await?;
         let timeout = budget.call_timeout(entry.manifest.timeout);
         let output = compiled
@@ -245,7 +253,7 @@ impl Adapter {
         context: &Context,
         budget: Budget,
     ) -> HttpResponse {
-        let snapshot = match self.snapshot(&request.path).await {
+        let snapshot = match self.snapshot(&request.path, budget).await {
             Ok(snapshot) => snapshot,
             Err(error) => return HttpResponse::from_error(&error),
         };
@@ -258,7 +266,10 @@ impl Adapter {
         };
         let span = info_span!("invoke", function = %route.function, trigger = "http");
         async {
-            let entry = self.catalog.entry(&snapshot, &route.function)?;
+            let entry = self
+                .catalog
+                .entry(&route.function, budget.remaining())
+                .await?;
             let compiled = self.load(&entry, budget).await?;
             let context = self.invocation_context(context, &route.function, budget);
             let input = request.envelope(&context, &route.path, &params, raw);

@@ -1,52 +1,100 @@
-//! The catalog: every function's manifest and the routing table built from them, kept current
-//! by re-listing the store once `REVALIDATE_AFTER` has passed, and the way from a function name
-//! to a compiled, callable function.
+//! The catalog: every function's manifest, the routing table built from them, and the way from
+//! a function name to a compiled, callable function.
 //!
-//! A manifest is re-read only when its version (file mtime + size, S3 ETag) changed. One bad
-//! manifest makes that one function unavailable; the others keep serving. When the store cannot
-//! be read, the last catalog keeps serving (stale-if-error) and a warning is logged.
+//! Two checks keep it current, both on the `REVALIDATE_AFTER` cadence and both bounded by the
+//! invocation's deadline:
+//!
+//! - **The function called.** Once its manifest is older than `REVALIDATE_AFTER`, it is re-read
+//!   conditionally (S3: `If-None-Match` with its ETag; a directory: mtime, size and inode). An
+//!   unchanged manifest (304) keeps the compiled plugin; a new version serves from this
+//!   invocation on, while calls already running finish on the old one. A function the catalog
+//!   has not seen is looked up directly, so a new function answers direct invocations at once.
+//! - **The routing table.** Routing needs every manifest's hooks, so the store is listed: a
+//!   manifest whose version changed is re-read, a new function becomes routable and a deleted one
+//!   disappears. A listing also confirms every unchanged manifest, so a function routed right
+//!   after a listing is not read again.
+//!
+//! When the store fails, what was loaded keeps serving (stale-if-error): one warning per function
+//! (or per listing) per interval, and the next check after the interval recovers by itself. Only
+//! a function never loaded fails, with `StoreUnavailable`.
+//!
+//! A *published* store (S3, written by `wasm-lambda publish`) holds immutable, content-addressed
+//! modules: a module is fetched once per manifest version and never revalidated, and a new version
+//! that does not parse, fails its digest or does not compile never replaces the last good one. In
+//! a directory, a broken edit shows at once and rebuilt modules are picked up by their file version.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tokio::time::timeout_at;
+use tracing::{debug, info, warn};
 
 use crate::cache::{PluginCache, PluginKey};
 use crate::error::Error;
 use crate::invoke::CompiledFunction;
-use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::manifest::{MANIFEST_FILE, Manifest, is_valid_name};
 use crate::router::RouteTable;
-use crate::store::{FunctionStore, StoreError, Version};
+use crate::store::{FunctionStore, StoreError, Stored, Version};
 
-/// Manifests read from the store at once during a refresh.
+/// Manifests read from the store at once during a listing.
 const PARALLEL_READS: usize = 32;
+
+/// Names remembered as absent, and broken versions remembered, at most; cleared beyond that.
+const MAX_REMEMBERED: usize = 1024;
 
 /// A function whose manifest is valid.
 #[derive(Debug)]
 pub struct Entry {
     pub manifest: Arc<Manifest>,
-    version: Version,
     /// SHA-256 of the manifest text.
     digest: String,
 }
 
-/// One consistent view of the store.
+/// One consistent view of the store: what serves and what is routed.
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// The entry each serving function serves.
     pub functions: BTreeMap<String, Arc<Entry>>,
-    /// Functions whose manifest is invalid: version read and the reason.
-    pub invalid: BTreeMap<String, (Version, String)>,
+    /// Functions that cannot serve because their manifest is invalid, with the reason.
+    pub invalid: BTreeMap<String, String>,
     pub routes: Arc<RouteTable>,
 }
 
-/// Where a function's module was last seen.
+/// What the store held for one function when last checked.
+struct Record {
+    version: Version,
+    checked_at: Instant,
+    /// What `version` parsed to.
+    parsed: Result<Arc<Entry>, String>,
+    /// The newest version that parsed: a published store keeps serving it when a newer is invalid.
+    good: Option<Arc<Entry>>,
+    /// When the last "store unavailable" warning for this function was logged.
+    warned_at: Option<Instant>,
+}
+
+/// The catalog's mutable state, behind one lock held only briefly and never across `.await`.
+#[derive(Default)]
+struct State {
+    records: HashMap<String, Record>,
+    /// Names the store did not hold when last asked.
+    absent: HashMap<String, Instant>,
+    /// `None` until the store has been listed once.
+    snapshot: Option<Arc<Snapshot>>,
+    /// Records changed since the snapshot was built.
+    dirty: bool,
+    listed_at: Option<Instant>,
+}
+
+/// The digest of a module whose manifest has no `sha256`.
 #[derive(Debug, Clone)]
 struct ModuleState {
     path: String,
+    /// The manifest version it was read under (published stores re-read only with a new one).
+    manifest: String,
     version: Version,
     digest: String,
     checked_at: Instant,
@@ -56,15 +104,31 @@ struct ModuleState {
 pub struct Catalog {
     store: Arc<dyn FunctionStore>,
     revalidate_after: Duration,
-    snapshot: RwLock<Option<Arc<Snapshot>>>,
-    /// When the store was last listed; held while refreshing so refreshes never overlap.
-    refreshed_at: tokio::sync::Mutex<Option<Instant>>,
+    published: bool,
+    state: Mutex<State>,
+    /// Held while listing, so listings never overlap.
+    listing: tokio::sync::Mutex<()>,
     modules: Mutex<HashMap<String, ModuleState>>,
     plugins: PluginCache,
+    /// The newest entry of each function that compiled (published stores).
+    loaded: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Versions known not to load, so they are not fetched and compiled on every call.
+    broken: Mutex<HashMap<PluginKey, Error>>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+impl Record {
+    /// The entry this function serves, or why it cannot.
+    fn serving(&self, published: bool) -> Result<&Arc<Entry>, &String> {
+        match (&self.parsed, &self.good) {
+            (Ok(entry), _) => Ok(entry),
+            (Err(_), Some(good)) if published => Ok(good),
+            (Err(reason), _) => Err(reason),
+        }
+    }
 }
 
 impl Catalog {
@@ -74,12 +138,15 @@ impl Catalog {
         plugins: PluginCache,
     ) -> Catalog {
         Catalog {
+            published: store.published(),
             store,
             revalidate_after,
-            snapshot: RwLock::new(None),
-            refreshed_at: tokio::sync::Mutex::new(None),
+            state: Mutex::new(State::default()),
+            listing: tokio::sync::Mutex::new(()),
             modules: Mutex::new(HashMap::new()),
             plugins,
+            loaded: Mutex::new(HashMap::new()),
+            broken: Mutex::new(HashMap::new()),
         }
     }
 
@@ -87,162 +154,362 @@ impl Catalog {
         self.store.as_ref()
     }
 
-    fn current(&self) -> Option<Arc<Snapshot>> {
-        self.snapshot.read().expect("snapshot lock").clone()
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("catalog lock")
     }
 
-    /// The current snapshot, refreshed from the store first if it is older than
-    /// `REVALIDATE_AFTER`. Fails only if the store has never been read.
-    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
-        let mut refreshed_at = self.refreshed_at.lock().await;
-        let due = refreshed_at.is_none_or(|at| at.elapsed() >= self.revalidate_after);
-        if let (false, Some(snapshot)) = (due, self.current()) {
+    fn fresh(&self, checked_at: Instant) -> bool {
+        checked_at.elapsed() < self.revalidate_after
+    }
+
+    /// The current snapshot, after listing the store if the last listing is older than
+    /// `REVALIDATE_AFTER`. A listing that fails or outlasts `max_wait` leaves the last snapshot
+    /// serving; this fails only if the store has never been listed.
+    pub async fn snapshot(&self, max_wait: Duration) -> Result<Arc<Snapshot>, StoreError> {
+        let deadline = Instant::now() + max_wait;
+        if let Some(snapshot) = self.current_if_fresh() {
             return Ok(snapshot);
         }
-        match self.refresh().await {
-            Ok(snapshot) => {
-                *refreshed_at = Some(Instant::now());
-                Ok(snapshot)
-            }
-            Err(error) => match self.current() {
-                Some(snapshot) => {
-                    warn!(%error, "function store unavailable; serving the last catalog");
-                    *refreshed_at = Some(Instant::now());
-                    Ok(snapshot)
-                }
-                None => Err(error),
-            },
+        let Ok(_listing) = timeout_at(deadline.into(), self.listing.lock()).await else {
+            // Another call is listing and this one's deadline is near: answer from what we have.
+            return self.current().ok_or_else(|| self.too_slow(max_wait));
+        };
+        // The listing just finished by another call may be enough.
+        if let Some(snapshot) = self.current_if_fresh() {
+            return Ok(snapshot);
         }
+        let started = Instant::now();
+        let listed = match timeout_at(deadline.into(), self.refresh(started)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.too_slow(max_wait)),
+        };
+        let mut state = self.state();
+        match listed {
+            Ok(()) => state.listed_at = Some(started),
+            Err(error) => {
+                if state.snapshot.is_none() {
+                    return Err(error);
+                }
+                // Once per interval: the next listing is not due before then.
+                state.listed_at = Some(started);
+                warn!(%error, "function store unavailable; the last routing table keeps serving");
+            }
+        }
+        Ok(self.rebuild_if_dirty(&mut state))
     }
 
-    async fn refresh(&self) -> Result<Arc<Snapshot>, StoreError> {
-        let listed = self.store.list().await?;
-        let old = self.current().unwrap_or_default();
-        let unchanged = listed.len() == old.functions.len() + old.invalid.len()
-            && listed.iter().all(|(name, version)| {
-                old.functions.get(name).map(|e| &e.version) == Some(version)
-                    || old.invalid.get(name).map(|(v, _)| v) == Some(version)
-            });
-        if unchanged && self.current().is_some() {
-            return Ok(old);
+    /// The snapshot when no listing is due (rebuilt first if records changed since).
+    fn current_if_fresh(&self) -> Option<Arc<Snapshot>> {
+        let mut state = self.state();
+        let listed_at = state.listed_at?;
+        state.snapshot.as_ref()?;
+        if !self.fresh(listed_at) {
+            return None;
         }
+        Some(self.rebuild_if_dirty(&mut state))
+    }
 
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        let mut state = self.state();
+        state.snapshot.as_ref()?;
+        Some(self.rebuild_if_dirty(&mut state))
+    }
+
+    fn rebuild_if_dirty(&self, state: &mut State) -> Arc<Snapshot> {
+        if let (false, Some(snapshot)) = (state.dirty, &state.snapshot) {
+            return Arc::clone(snapshot);
+        }
         let mut functions = BTreeMap::new();
         let mut invalid = BTreeMap::new();
-        let mut to_read = Vec::new();
-        for (name, version) in listed {
-            match (old.functions.get(&name), old.invalid.get(&name)) {
-                (Some(entry), _) if entry.version == version => {
-                    functions.insert(name, Arc::clone(entry));
+        for (name, record) in &state.records {
+            match record.serving(self.published) {
+                Ok(entry) => {
+                    functions.insert(name.clone(), Arc::clone(entry));
                 }
-                (_, Some(bad)) if bad.0 == version => {
-                    invalid.insert(name, bad.clone());
+                Err(reason) => {
+                    invalid.insert(name.clone(), reason.clone());
                 }
-                _ => to_read.push(name),
             }
         }
-        let mut reads = futures::stream::iter(to_read)
-            .map(|name| async move {
-                let read = self.store.read(&name, MANIFEST_FILE, None).await;
-                (name, read)
-            })
-            .buffer_unordered(PARALLEL_READS);
-        while let Some((name, read)) = reads.next().await {
-            let file = self.store.locate(&name, MANIFEST_FILE);
-            match read {
-                Ok(Some(stored)) => match parse(&stored.bytes, &file, &name) {
-                    Ok(manifest) => {
-                        info!(function = %name, "loaded manifest");
-                        functions.insert(
-                            name,
-                            Arc::new(Entry {
-                                manifest: Arc::new(manifest),
-                                version: stored.version,
-                                digest: sha256_hex(&stored.bytes),
-                            }),
-                        );
-                    }
-                    Err(reason) => {
-                        warn!(function = %name, %reason, "function unavailable: invalid manifest");
-                        invalid.insert(name, (stored.version, reason));
-                    }
-                },
-                // Deleted between listing and reading.
-                Ok(None) | Err(StoreError::NotFound(_)) => {}
-                Err(error) => match old.functions.get(&name) {
-                    Some(entry) => {
-                        warn!(function = %name, %error, "manifest unreadable; serving the last version");
-                        functions.insert(name, Arc::clone(entry));
-                    }
-                    None => warn!(function = %name, %error, "manifest unreadable"),
-                },
-            }
-        }
-        drop(reads);
-
         let (routes, conflicts) =
             RouteTable::build(functions.values().map(|e| e.manifest.as_ref()));
         for conflict in conflicts {
             warn!(kept = %conflict.kept, dropped = %conflict.dropped, reason = %conflict.reason, "route conflict");
         }
+        info!(
+            functions = functions.len(),
+            invalid = invalid.len(),
+            routes = routes.http_routes().count(),
+            "catalog updated"
+        );
         let snapshot = Arc::new(Snapshot {
             functions,
             invalid,
             routes: Arc::new(routes),
         });
-        *self.snapshot.write().expect("snapshot lock") = Some(Arc::clone(&snapshot));
-        Ok(snapshot)
+        state.snapshot = Some(Arc::clone(&snapshot));
+        state.dirty = false;
+        snapshot
     }
 
-    /// The manifest entry for `name`, or why it cannot be served.
-    pub fn entry(&self, snapshot: &Snapshot, name: &str) -> Result<Arc<Entry>, Error> {
-        if let Some(entry) = snapshot.functions.get(name) {
-            return Ok(Arc::clone(entry));
+    fn too_slow(&self, waited: Duration) -> StoreError {
+        StoreError::Unavailable {
+            location: self.store.describe(),
+            reason: format!("no answer within {} ms", waited.as_millis()),
         }
-        if let Some((_, reason)) = snapshot.invalid.get(name) {
-            return Err(Error::ManifestInvalid {
+    }
+
+    /// Lists the store and reads every manifest that is new or changed. Each read is kept as it
+    /// completes, so a listing cut short by the deadline keeps its progress for the next one.
+    async fn refresh(&self, started: Instant) -> Result<(), StoreError> {
+        let listed = self.store.list().await?;
+        let to_read: Vec<(String, Option<Version>)> = {
+            let mut state = self.state();
+            let mut to_read = Vec::new();
+            for (name, version) in &listed {
+                match state.records.get_mut(name) {
+                    Some(record) if record.version == *version => {
+                        record.checked_at = record.checked_at.max(started);
+                    }
+                    Some(record) => to_read.push((name.clone(), Some(record.version.clone()))),
+                    None => to_read.push((name.clone(), None)),
+                }
+                state.absent.remove(name);
+            }
+            to_read
+        };
+        let mut reads = futures::stream::iter(to_read)
+            .map(|(name, known)| async move {
+                let read = self.store.read(&name, MANIFEST_FILE, known.as_ref()).await;
+                (name, read)
+            })
+            .buffer_unordered(PARALLEL_READS);
+        while let Some((name, read)) = reads.next().await {
+            self.apply(&name, read);
+        }
+        drop(reads);
+
+        // Functions no longer listed are gone, unless read directly since the listing began.
+        let mut state = self.state();
+        let before = state.records.len();
+        state.records.retain(|name, record| {
+            record.checked_at >= started || listed.iter().any(|(listed, _)| listed == name)
+        });
+        if state.records.len() != before {
+            state.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Applies the outcome of reading `name`'s manifest to its record.
+    fn apply(&self, name: &str, read: Result<Option<Stored>, StoreError>) {
+        let now = Instant::now();
+        let mut state = self.state();
+        match read {
+            // Unchanged since the version we hold (304 / same file).
+            Ok(None) => {
+                if let Some(record) = state.records.get_mut(name) {
+                    record.checked_at = now;
+                    record.warned_at = None;
+                }
+            }
+            Ok(Some(stored)) => {
+                let file = self.store.locate(name, MANIFEST_FILE);
+                let parsed = parse(&stored.bytes, &file, name).map(|manifest| {
+                    Arc::new(Entry {
+                        manifest: Arc::new(manifest),
+                        digest: sha256_hex(&stored.bytes),
+                    })
+                });
+                let previous = state.records.remove(name);
+                let had_good = previous.as_ref().is_some_and(|r| r.serving(true).is_ok());
+                let good = match &parsed {
+                    Ok(entry) => {
+                        debug!(function = %name, "loaded manifest");
+                        Some(Arc::clone(entry))
+                    }
+                    Err(reason) => {
+                        if self.published && had_good {
+                            warn!(function = %name, %reason, "new manifest is invalid; the last good version keeps serving");
+                        } else {
+                            warn!(function = %name, %reason, "function unavailable: invalid manifest");
+                        }
+                        previous.and_then(|r| r.good)
+                    }
+                };
+                state.records.insert(
+                    name.to_string(),
+                    Record {
+                        version: stored.version,
+                        checked_at: now,
+                        parsed,
+                        good,
+                        warned_at: None,
+                    },
+                );
+                state.absent.remove(name);
+                state.dirty = true;
+            }
+            Err(StoreError::NotFound(_)) => {
+                if state.records.remove(name).is_some() {
+                    info!(function = %name, "function deleted from the store");
+                    state.dirty = true;
+                }
+                if state.absent.len() >= MAX_REMEMBERED {
+                    state.absent.clear();
+                }
+                state.absent.insert(name.to_string(), now);
+            }
+            Err(error) => {
+                let interval = self.revalidate_after;
+                if let Some(record) = state.records.get_mut(name) {
+                    // Tried again after the interval, not on every call.
+                    record.checked_at = now;
+                    if record.warned_at.is_none_or(|at| at.elapsed() >= interval) {
+                        record.warned_at = Some(now);
+                        warn!(function = %name, %error, "function store unavailable; the last version read keeps serving");
+                    }
+                } else {
+                    debug!(function = %name, %error, "manifest unreadable");
+                }
+            }
+        }
+    }
+
+    /// The entry `name` serves, revalidating its manifest first if it is older than
+    /// `REVALIDATE_AFTER`. The read is bounded by `max_wait`.
+    pub async fn entry(&self, name: &str, max_wait: Duration) -> Result<Arc<Entry>, Error> {
+        if !is_valid_name(name) {
+            return Err(Error::InvalidRequest(format!(
+                "`{name}` is not a function name (lowercase letters, digits, `_` and `-`, \
+                 at most 64, starting with a letter or digit)"
+            )));
+        }
+        let known = {
+            let state = self.state();
+            match state.records.get(name) {
+                Some(record) if self.fresh(record.checked_at) => {
+                    return self.serve(name, record);
+                }
+                Some(record) => Some(record.version.clone()),
+                None if state.absent.get(name).is_some_and(|at| self.fresh(*at)) => {
+                    return Err(self.not_found(name));
+                }
+                None => None,
+            }
+        };
+        let read = tokio::time::timeout(
+            max_wait,
+            self.store.read(name, MANIFEST_FILE, known.as_ref()),
+        )
+        .await
+        .unwrap_or_else(|_| Err(self.too_slow(max_wait)));
+        let failure = match &read {
+            Err(StoreError::Unavailable { location, reason }) => {
+                Some(format!("{location}: {reason}"))
+            }
+            _ => None,
+        };
+        self.apply(name, read);
+        let state = self.state();
+        match (state.records.get(name), failure) {
+            (Some(record), _) => self.serve(name, record),
+            (None, Some(reason)) => Err(Error::StoreUnavailable {
+                function: name.to_string(),
+                reason,
+            }),
+            (None, None) => Err(self.not_found(name)),
+        }
+    }
+
+    fn serve(&self, name: &str, record: &Record) -> Result<Arc<Entry>, Error> {
+        record
+            .serving(self.published)
+            .map(Arc::clone)
+            .map_err(|reason| Error::ManifestInvalid {
                 function: name.to_string(),
                 reason: reason.clone(),
-            });
-        }
-        Err(Error::FunctionNotFound {
-            function: name.to_string(),
-            store: self.store.describe(),
-        })
+            })
     }
 
-    /// The compiled function for `entry`, compiling it on a cache miss.
-    pub async fn compiled(&self, entry: &Entry) -> Result<Arc<CompiledFunction>, Error> {
+    fn not_found(&self, name: &str) -> Error {
+        Error::FunctionNotFound {
+            function: name.to_string(),
+            store: self.store.describe(),
+        }
+    }
+
+    /// The compiled function for `entry`, compiling it on a cache miss; store reads are bounded
+    /// by `max_wait`. In a published store, a version that does not load falls back to the last
+    /// one that did.
+    pub async fn compiled(
+        &self,
+        entry: &Arc<Entry>,
+        max_wait: Duration,
+    ) -> Result<Arc<CompiledFunction>, Error> {
+        let deadline = Instant::now() + max_wait;
+        let name = &entry.manifest.name;
+        match self.compile(entry, deadline).await {
+            Ok(function) => {
+                if self.published {
+                    self.loaded
+                        .lock()
+                        .expect("loaded lock")
+                        .insert(name.clone(), Arc::clone(entry));
+                }
+                Ok(function)
+            }
+            Err(error @ Error::ModuleInvalid { .. }) if self.published => {
+                let good = self.loaded.lock().expect("loaded lock").get(name).cloned();
+                match good {
+                    Some(good) if !Arc::ptr_eq(&good, entry) => {
+                        warn!(function = %name, %error, "new version does not load; the last good version keeps serving");
+                        self.compile(&good, deadline).await
+                    }
+                    _ => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn compile(
+        &self,
+        entry: &Entry,
+        deadline: Instant,
+    ) -> Result<Arc<CompiledFunction>, Error> {
         let manifest = &entry.manifest;
         let (module_digest, fetched) = match &manifest.sha256 {
             Some(digest) => (digest.clone(), None),
-            None => self.module_digest(manifest).await?,
+            None => self.module_digest(entry, deadline).await?,
         };
         let key = PluginKey {
             function: manifest.name.clone(),
             module: module_digest.clone(),
             manifest: entry.digest.clone(),
         };
-        let fetch = async move {
+        if let Some(error) = self.broken.lock().expect("broken lock").get(&key) {
+            return Err(error.clone());
+        }
+        let module_location = self.store.locate(&manifest.name, &manifest.module);
+        let fetch = async {
             let bytes = match fetched {
                 Some(bytes) => bytes,
-                None => self.fetch_module(manifest).await?,
+                None => self.fetch_module(manifest, deadline).await?,
             };
             let actual = sha256_hex(&bytes);
             if actual != module_digest {
                 return Err(Error::ModuleInvalid {
                     function: manifest.name.clone(),
                     reason: format!(
-                        "{} hashes to {actual}, not the expected {module_digest}",
-                        self.store.locate(&manifest.name, &manifest.module)
+                        "{module_location} hashes to {actual}, not the expected {module_digest}"
                     ),
                 });
             }
             Ok(bytes)
         };
-        let module_location = self.store.locate(&manifest.name, &manifest.module);
         self.plugins
-            .get_or_compile(key, Arc::clone(manifest), fetch)
+            .get_or_compile(key.clone(), Arc::clone(manifest), fetch)
             .await
             .map_err(|error| match error {
                 // Name the module file in compile errors, as every other error names its file.
@@ -254,18 +521,43 @@ impl Catalog {
                 }
                 other => other,
             })
+            .inspect_err(|error| {
+                if let Error::ModuleInvalid { .. } = error {
+                    let mut broken = self.broken.lock().expect("broken lock");
+                    if broken.len() >= MAX_REMEMBERED {
+                        broken.clear();
+                    }
+                    broken.insert(key, error.clone());
+                }
+            })
     }
 
-    async fn fetch_module(&self, manifest: &Manifest) -> Result<Bytes, Error> {
-        match self
-            .store
-            .read(&manifest.name, &manifest.module, None)
-            .await
-        {
-            Ok(Some(stored)) => Ok(stored.bytes),
-            Ok(None) => unreachable!("a read without a known version always returns content"),
-            Err(error) => Err(self.module_error(manifest, error)),
+    /// Reads `manifest`'s module (or, with `known`, only if it changed), by the deadline.
+    async fn read_module(
+        &self,
+        manifest: &Manifest,
+        known: Option<&Version>,
+        deadline: Instant,
+    ) -> Result<Option<Stored>, Error> {
+        let read = self.store.read(&manifest.name, &manifest.module, known);
+        match timeout_at(deadline.into(), read).await {
+            Ok(Ok(stored)) => Ok(stored),
+            Ok(Err(error)) => Err(self.module_error(manifest, error)),
+            Err(_) => Err(Error::StoreUnavailable {
+                function: manifest.name.clone(),
+                reason: format!(
+                    "{}: no answer before the invocation deadline",
+                    self.store.locate(&manifest.name, &manifest.module)
+                ),
+            }),
         }
+    }
+
+    async fn fetch_module(&self, manifest: &Manifest, deadline: Instant) -> Result<Bytes, Error> {
+        let stored = self.read_module(manifest, None, deadline).await?;
+        Ok(stored
+            .expect("a read without a known version always returns content")
+            .bytes)
     }
 
     fn module_error(&self, manifest: &Manifest, error: StoreError) -> Error {
@@ -289,48 +581,51 @@ impl Catalog {
         }
     }
 
-    /// The digest of a module without a `sha256` in its manifest, re-reading the module only
-    /// when its version changed. Returns the bytes too when it had to read them.
-    async fn module_digest(&self, manifest: &Manifest) -> Result<(String, Option<Bytes>), Error> {
+    /// The digest of a module whose manifest has no `sha256`. In a directory the module is
+    /// re-read when its file changed; in a published store only under a new manifest version.
+    /// Returns the bytes too when it had to read them.
+    async fn module_digest(
+        &self,
+        entry: &Entry,
+        deadline: Instant,
+    ) -> Result<(String, Option<Bytes>), Error> {
+        let manifest = &entry.manifest;
         let known = self
             .modules
             .lock()
             .expect("module state lock")
             .get(&manifest.name)
             .filter(|state| state.path == manifest.module)
+            .filter(|state| !self.published || state.manifest == entry.digest)
             .cloned();
         if let Some(state) = &known
-            && state.checked_at.elapsed() < self.revalidate_after
+            && (self.published || self.fresh(state.checked_at))
         {
             return Ok((state.digest.clone(), None));
         }
         let read = self
-            .store
-            .read(
-                &manifest.name,
-                &manifest.module,
-                known.as_ref().map(|s| &s.version),
-            )
+            .read_module(manifest, known.as_ref().map(|s| &s.version), deadline)
             .await;
         let (state, bytes) = match (read, known) {
             (Ok(None), Some(state)) => (state, None),
             (Ok(Some(stored)), _) => {
                 let state = ModuleState {
                     path: manifest.module.clone(),
+                    manifest: entry.digest.clone(),
                     digest: sha256_hex(&stored.bytes),
                     version: stored.version,
                     checked_at: Instant::now(),
                 };
                 (state, Some(stored.bytes))
             }
-            (Err(StoreError::Unavailable { location, reason }), Some(state)) => {
-                warn!(function = %manifest.name, %location, %reason, "module unreadable; serving the last version");
+            (Err(Error::StoreUnavailable { reason, .. }), Some(state)) => {
+                warn!(function = %manifest.name, %reason, "module unreadable; the last version read keeps serving");
                 (state, None)
             }
             (Ok(None), None) => {
                 unreachable!("a read without a known version always returns content")
             }
-            (Err(error), _) => return Err(self.module_error(manifest, error)),
+            (Err(error), _) => return Err(error),
         };
         let digest = state.digest.clone();
         let state = ModuleState {

@@ -31,6 +31,7 @@ pub mod error;
 pub mod event;
 pub mod invoke;
 pub mod manifest;
+pub mod publish;
 pub mod respond;
 pub mod router;
 pub mod store;

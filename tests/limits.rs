@@ -76,6 +76,35 @@ fn a_function_that_never_returns_times_out_and_the_next_call_works() {
 }
 
 #[test]
+fn without_a_manifest_timeout_the_invocation_deadline_stops_the_call() {
+    let store = Store::new();
+    store.add_wat("spin", LOOP, "");
+    store.add_built("echo", "echo", "");
+    let lambda = Lambda::launch_with_timeout(
+        &[("FUNCTIONS_DIR", store.path().to_str().unwrap())],
+        Duration::from_secs(1),
+    );
+
+    for _ in 0..2 {
+        let started = Instant::now();
+        let answer = lambda.call("spin", Value::Null);
+        assert_error(&answer, "FunctionTimeout", "function `spin` timed out");
+        // The limit is what the deadline left after DEADLINE_MARGIN (50 ms), not a fallback.
+        let message = answer["errorMessage"].as_str().unwrap();
+        let limit: u64 = message
+            .split("limit ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("{message}"));
+        assert!((700..=950).contains(&limit), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{message}");
+        assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
+    }
+    assert!(!lambda.logs().contains("deadline already passed on arrival"));
+}
+
+#[test]
 fn traps_memory_limits_and_plugin_errors_fail_cleanly() {
     let store = Store::new();
     store.add_wat("trap", TRAP, "");

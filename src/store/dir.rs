@@ -123,6 +123,10 @@ impl FunctionStore for DirStore {
     fn describe(&self) -> String {
         format!("directory {}", self.root.display())
     }
+
+    fn published(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 //! object only when it changed. Nothing above this module knows which store it talks to.
 
 mod dir;
+mod s3;
 
 pub use dir::DirStore;
+pub use s3::{S3Store, client_from_env};
 
 use bytes::Bytes;
 
@@ -51,4 +53,9 @@ pub trait FunctionStore: Send + Sync + 'static {
 
     /// The store as a whole, for messages (`directory functions`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
+
+    /// Whether the store holds published versions (written by `wasm-lambda publish`): modules
+    /// are immutable and change only with a new manifest, and a broken new version must never
+    /// replace a working one. A directory being edited is not published: edits show at once.
+    fn published(&self) -> bool;
 }

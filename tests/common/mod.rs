@@ -14,13 +14,22 @@ use serde_json::Value;
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released), never the same twice in one test process: tests
+/// run in parallel, and a port released by one could otherwise be handed to another's server.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// `cargo-lambda` from the project's virtualenv (installed by `make test`), else from PATH.
@@ -101,8 +110,27 @@ fn plain(text: &str) -> String {
 }
 
 impl Lambda {
-    /// Starts the emulator and the bootstrap over `functions` with extra environment `env`.
+    /// Starts the emulator and the bootstrap over the directory store `functions`, with extra
+    /// environment `env`.
     pub fn start(functions: &Path, env: &[(&str, &str)]) -> Lambda {
+        let dir = functions.to_str().unwrap();
+        let mut all = vec![("FUNCTIONS_DIR", dir)];
+        all.extend_from_slice(env);
+        Lambda::launch(&all)
+    }
+
+    /// Starts the emulator and the bootstrap with environment `env` (plus the Lambda basics).
+    pub fn launch(env: &[(&str, &str)]) -> Lambda {
+        Lambda::launch_with(env, None)
+    }
+
+    /// Like [`Lambda::launch`], but every invocation reaches the bootstrap with a real deadline
+    /// `timeout` from when it is handed over, as Lambda sends it (the emulator sends none).
+    pub fn launch_with_timeout(env: &[(&str, &str)], timeout: Duration) -> Lambda {
+        Lambda::launch_with(env, Some(timeout))
+    }
+
+    fn launch_with(env: &[(&str, &str)], timeout: Option<Duration>) -> Lambda {
         let port = free_port();
         let mut emulator = Command::new(cargo_lambda());
         emulator
@@ -117,16 +145,12 @@ impl Lambda {
             .arg(port.to_string())
             .current_dir(ROOT);
         let emulator = Process::spawn(emulator);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "emulator did not listen on {port}: {}",
-                emulator.output.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, || emulator.output.lock().unwrap().clone());
 
+        let runtime_port = match timeout {
+            Some(timeout) => DeadlineProxy::start(port, timeout),
+            None => port,
+        };
         let mut bootstrap = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
         bootstrap
             .env_clear()
@@ -134,13 +158,12 @@ impl Lambda {
             .env("HOME", std::env::var("HOME").unwrap_or_default())
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
+                format!("http://127.0.0.1:{runtime_port}/.rt"),
             )
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-            .env("RUST_LOG", "info")
-            .env("FUNCTIONS_DIR", functions);
+            .env("RUST_LOG", "info");
         for (name, value) in env {
             bootstrap.env(name, value);
         }
@@ -156,7 +179,17 @@ impl Lambda {
             bootstrap,
             agent,
         };
-        lambda.wait_for_log("catalog loaded", Duration::from_secs(30));
+        let started = Instant::now();
+        while !lambda.logs().contains("catalog loaded")
+            && !lambda.logs().contains("unavailable at init")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "bootstrap did not start:\n{}",
+                lambda.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         lambda
     }
 
@@ -222,6 +255,224 @@ impl Lambda {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Sits between the bootstrap and the emulator and gives each invocation a real deadline: the
+/// emulator's `Lambda-Runtime-Deadline-Ms: 600000` becomes now + `timeout` in epoch
+/// milliseconds, as Lambda sends it. Everything else passes through byte for byte.
+struct DeadlineProxy;
+
+impl DeadlineProxy {
+    /// Listens on a free port, forwarding to `upstream`; returns the port.
+    fn start(upstream: u16, timeout: Duration) -> u16 {
+        let port = free_port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
+                std::thread::spawn(move || DeadlineProxy::rewrite(server, client, timeout));
+            }
+        });
+        port
+    }
+
+    /// Copies responses from `from` to `to`, replacing the deadline header in each head.
+    fn rewrite(mut from: TcpStream, mut to: TcpStream, timeout: Duration) {
+        use std::io::Write;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buffer = [0u8; 16 * 1024];
+        // Body bytes of the current response still to pass through unchanged.
+        let mut body_left = 0usize;
+        loop {
+            if body_left > 0 && !pending.is_empty() {
+                let take = body_left.min(pending.len());
+                let body: Vec<u8> = pending.drain(..take).collect();
+                body_left -= take;
+                if to.write_all(&body).is_err() {
+                    return;
+                }
+                continue;
+            }
+            if body_left == 0
+                && let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n")
+            {
+                let head: Vec<u8> = pending.drain(..end + 4).collect();
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let mut out = String::new();
+                for line in head.split_inclusive("\r\n") {
+                    let lower = line.to_ascii_lowercase();
+                    if lower.starts_with("lambda-runtime-deadline-ms:") {
+                        let deadline = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            + timeout;
+                        out.push_str(&format!(
+                            "lambda-runtime-deadline-ms: {}\r\n",
+                            deadline.as_millis()
+                        ));
+                        continue;
+                    }
+                    if let Some(length) = lower.strip_prefix("content-length:") {
+                        body_left = length.trim().parse().unwrap_or(0);
+                    }
+                    out.push_str(line);
+                }
+                if to.write_all(out.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
+            match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => pending.extend_from_slice(&buffer[..read]),
+            }
+        }
+        let _ = to.write_all(&pending);
+    }
+}
+
+fn wait_for_port(port: u16, output: impl Fn() -> String) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing listens on {port}: {}",
+            output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An S3-compatible server (`moto_server`) on a free loopback port. Its data lives in memory:
+/// a restarted server is empty.
+pub struct S3Server {
+    pub port: u16,
+    process: Option<Process>,
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let mut server = S3Server {
+            port: free_port(),
+            process: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts the server (again) on the same port.
+    pub fn restart(&mut self) {
+        let venv = Path::new(ROOT).join(".venv/bin/moto_server");
+        let program = if venv.exists() {
+            venv
+        } else {
+            PathBuf::from("moto_server")
+        };
+        let mut command = Command::new(program);
+        command.args(["-H", "127.0.0.1", "-p", &self.port.to_string()]);
+        let process = Process::spawn(command);
+        wait_for_port(self.port, || process.output.lock().unwrap().clone());
+        self.process = Some(process);
+    }
+
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment that points the AWS SDK at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_S3", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+            ("AWS_CONFIG_FILE", "/nonexistent".to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_string()),
+        ]
+    }
+
+    /// The server's request log so far (one line per request).
+    pub fn requests(&self) -> Vec<String> {
+        // Lines of requests answered with other than 200 are coloured.
+        let output = self
+            .process
+            .as_ref()
+            .map(|p| plain(&p.output.lock().unwrap()))
+            .unwrap_or_default();
+        output
+            .lines()
+            .filter(|line| line.contains("HTTP/1.1\""))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// An S3 client for this server.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Creates `bucket`.
+    pub fn create_bucket(&self, bucket: &str) {
+        block_on(self.client().create_bucket().bucket(bucket).send()).unwrap();
+    }
+
+    /// Writes `key` in `bucket`.
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let body = aws_sdk_s3::primitives::ByteStream::from(body.to_vec());
+        block_on(
+            self.client()
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body)
+                .send(),
+        )
+        .unwrap();
+    }
+
+    /// `wasm-lambda publish --bucket bucket args...` against this server: (success, stdout, stderr).
+    pub fn publish(&self, bucket: &str, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
+            .args(["publish", "--bucket", bucket])
+            .args(args)
+            .envs(self.env())
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// Runs a future to completion on a fresh single-threaded runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 /// Where `make functions` leaves an example function's module.
@@ -360,4 +611,14 @@ pub fn assert_error(answer: &Value, error_type: &str, needle: &str) {
         message.contains(needle),
         "{error_type} message lacks {needle:?}: {message}"
     );
+}
+
+/// Polls `condition` until it holds, failing after `timeout` with `what`.
+#[track_caller]
+pub fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }

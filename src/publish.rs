@@ -1,0 +1,278 @@
+//! Publishing functions to an S3 store.
+//!
+//! For each function: the manifest is validated, the module uploaded content-addressed as
+//! `<name>/<sha256>.wasm` (skipped when already there), and only then the manifest, rewritten to
+//! name that module and its digest. A reader therefore never sees a manifest pointing at a
+//! missing or half-written module, and a module once published never changes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::store::{FunctionStore, S3Store, StoreError, Version};
+
+/// Where functions are published.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub bucket: String,
+    /// Empty or ending in `/`.
+    pub prefix: String,
+}
+
+/// A function found on disk, ready to publish.
+#[derive(Debug)]
+pub struct LocalFunction {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    text: String,
+}
+
+/// What publishing one function did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub name: String,
+    pub digest: String,
+    /// False when the module was already in the bucket.
+    pub uploaded: bool,
+}
+
+/// Finds functions: each `DIR` is a function directory (it holds `manifest.yaml`) or a store
+/// root whose subdirectories are. Returns every function, or every problem found.
+pub fn discover(dirs: &[PathBuf]) -> Result<Vec<LocalFunction>, Vec<String>> {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let candidates: Vec<PathBuf> = if dir.join(MANIFEST_FILE).is_file() {
+            vec![dir.clone()]
+        } else {
+            match std::fs::read_dir(dir) {
+                Ok(entries) => {
+                    let mut subdirs: Vec<PathBuf> = entries
+                        .filter_map(Result::ok)
+                        .map(|entry| entry.path())
+                        .filter(|path| path.join(MANIFEST_FILE).is_file())
+                        .collect();
+                    subdirs.sort();
+                    subdirs
+                }
+                Err(error) => {
+                    problems.push(format!("{}: {error}", dir.display()));
+                    continue;
+                }
+            }
+        };
+        if candidates.is_empty() {
+            problems.push(format!(
+                "{}: no {MANIFEST_FILE} in it or its subdirectories",
+                dir.display()
+            ));
+        }
+        for function_dir in candidates {
+            match load(&function_dir) {
+                Ok(function) => found.push(function),
+                Err(problem) => problems.push(problem),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(found)
+    } else {
+        Err(problems)
+    }
+}
+
+fn load(dir: &Path) -> Result<LocalFunction, String> {
+    let file = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let directory_name = dir.file_name().and_then(|n| n.to_str());
+    let manifest = Manifest::parse(&text, &file.display().to_string(), directory_name)
+        .map_err(|e| e.to_string())?;
+    let module = dir.join(&manifest.module);
+    if !module.is_file() {
+        return Err(format!(
+            "{}: module: {} does not exist{}",
+            file.display(),
+            module.display(),
+            if manifest.build.is_some() {
+                " (build the function first)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(LocalFunction {
+        dir: dir.to_path_buf(),
+        manifest,
+        text,
+    })
+}
+
+fn s3_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    what: &str,
+    error: SdkError<E, R>,
+) -> String {
+    format!("{what}: {}", DisplayErrorContext(&error))
+}
+
+impl Target {
+    fn key(&self, name: &str, file: &str) -> String {
+        format!("{}{name}/{file}", self.prefix)
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// Publishes one function: module first (unless present), then its manifest.
+    pub async fn publish(
+        &self,
+        client: &Client,
+        function: &LocalFunction,
+    ) -> Result<Published, String> {
+        let name = &function.manifest.name;
+        let module_path = function.dir.join(&function.manifest.module);
+        let module = tokio::fs::read(&module_path)
+            .await
+            .map_err(|e| format!("{}: {e}", module_path.display()))?;
+        if !module.starts_with(b"\0asm") {
+            return Err(format!(
+                "{}: is not a WebAssembly module",
+                module_path.display()
+            ));
+        }
+        let digest = hex::encode(Sha256::digest(&module));
+        if let Some(expected) = &function.manifest.sha256
+            && *expected != digest
+        {
+            return Err(format!(
+                "{}: module hashes to {digest}, but the manifest's sha256 is {expected}",
+                function.dir.join(MANIFEST_FILE).display()
+            ));
+        }
+
+        let module_key = self.key(name, &format!("{digest}.wasm"));
+        let present = match client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&module_key)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(error) if error.raw_response().map(|r| r.status().as_u16()) == Some(404) => false,
+            Err(error) => return Err(s3_error(&self.url(&module_key), error)),
+        };
+        if !present {
+            client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&module_key)
+                .content_type("application/wasm")
+                .body(ByteStream::from(module))
+                .send()
+                .await
+                .map_err(|e| s3_error(&self.url(&module_key), e))?;
+        }
+
+        let manifest = rewrite(&function.text, &digest)
+            .map_err(|e| format!("{}: {e}", function.dir.join(MANIFEST_FILE).display()))?;
+        let manifest_key = self.key(name, MANIFEST_FILE);
+        client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&manifest_key)
+            .content_type("application/yaml")
+            .body(ByteStream::from(manifest.into_bytes()))
+            .send()
+            .await
+            .map_err(|e| s3_error(&self.url(&manifest_key), e))?;
+        Ok(Published {
+            name: name.clone(),
+            digest,
+            uploaded: !present,
+        })
+    }
+
+    /// Deletes modules (`<name>/*.wasm`) that no manifest under the prefix references.
+    /// Returns the deleted keys.
+    pub async fn prune(&self, client: &Client) -> Result<Vec<String>, String> {
+        let store = S3Store::new(client.clone(), &self.bucket, &self.prefix);
+        let objects = store.objects().await.map_err(|e| e.to_string())?;
+        let mut referenced = BTreeSet::new();
+        for (name, _, _) in objects.iter().filter(|(_, file, _)| file == MANIFEST_FILE) {
+            let stored = match store.read(name, MANIFEST_FILE, None).await {
+                Ok(stored) => stored.expect("a read without a known version returns content"),
+                // Deleted meanwhile: keep its modules; a later prune removes them.
+                Err(StoreError::NotFound(_)) => {
+                    referenced.extend(modules(&objects, Some(name)));
+                    continue;
+                }
+                Err(error) => return Err(error.to_string()),
+            };
+            let text = String::from_utf8_lossy(&stored.bytes);
+            match Manifest::parse(&text, &store.locate(name, MANIFEST_FILE), Some(name)) {
+                Ok(manifest) => {
+                    referenced.insert((name.clone(), manifest.module));
+                }
+                // A manifest that does not parse references nothing we can know: keep its modules.
+                Err(_) => referenced.extend(modules(&objects, Some(name))),
+            }
+        }
+        let mut deleted = Vec::new();
+        for module in modules(&objects, None) {
+            if referenced.contains(&module) {
+                continue;
+            }
+            let key = store.key(&module.0, &module.1);
+            client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| s3_error(&self.url(&key), e))?;
+            deleted.push(key);
+        }
+        Ok(deleted)
+    }
+}
+
+/// The module objects, `(function, file)`, of `owner` or of every function.
+fn modules(objects: &[(String, String, Version)], owner: Option<&str>) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|(name, file, _)| file.ends_with(".wasm") && owner.is_none_or(|o| o == name))
+        .map(|(name, file, _)| (name.clone(), file.clone()))
+        .collect()
+}
+
+/// The manifest text with `module` and `sha256` naming the published module.
+fn rewrite(text: &str, digest: &str) -> Result<String, String> {
+    let mut document: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let mapping = document
+        .as_mapping_mut()
+        .ok_or_else(|| "the manifest is not a mapping".to_string())?;
+    mapping.insert("module".into(), format!("{digest}.wasm").into());
+    mapping.insert("sha256".into(), digest.into());
+    serde_yaml::to_string(&document).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rewritten_manifest_names_the_published_module() {
+        let text = "name: a\nruntime: wasm\nbuild: {command: cargo, output: target/a.wasm}\n";
+        let rewritten = rewrite(text, &"ab".repeat(32)).unwrap();
+        let manifest = Manifest::parse(&rewritten, "a", Some("a")).unwrap();
+        assert_eq!(manifest.module, format!("{}.wasm", "ab".repeat(32)));
+        assert_eq!(manifest.sha256, Some("ab".repeat(32)));
+        assert!(manifest.build.is_some(), "the rest of the manifest is kept");
+    }
+}
