@@ -15,11 +15,12 @@ all: build functions
 build:
 	cargo build --bins
 
-# Python tools, pinned to a major version, in a virtualenv inside the project.
-$(TOOLS_STAMP):
+# Python tools, pinned to a major version, in a virtualenv inside the project (reinstalled when
+# this list changes): the Lambda Runtime API emulator, an S3-compatible server, the SAM CLI.
+$(TOOLS_STAMP): Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet 'cargo-lambda>=1.8,<2' 'moto[server]>=5,<6'
+	$(VENV)/bin/pip install --quiet 'cargo-lambda>=1.8,<2' 'moto[server]>=5,<6' 'aws-sam-cli>=1.100,<2'
 	touch $@
 
 tools: $(TOOLS_STAMP)

@@ -8,15 +8,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cache::PluginCache;
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
+use crate::deliver::{Outcome, deliver};
 use crate::error::Error;
-use crate::event::{Event, HttpRequest, InvocationContext, direct_input, direct_output};
+use crate::event::{
+    Batch, Event, HttpRequest, InvocationContext, Record, direct_input, direct_output,
+};
 use crate::invoke::{CompileOptions, CompiledFunction};
-use crate::respond::HttpResponse;
+use crate::respond::{HttpResponse, batch_reply};
 use crate::router::HttpMatch;
 use crate::store::{DirStore, FunctionStore, S3Store};
 
@@ -82,14 +85,20 @@ pub struct Adapter {
 }
 
 impl Adapter {
-    /// Builds the store, cache and catalog, loads the catalog and compiles `PREWARM` functions.
-    pub async fn init(config: Config) -> anyhow::Result<Adapter> {
+    /// Checks that the process runs under the Lambda Runtime API, so a missing variable is an
+    /// error naming it rather than a panic inside `lambda_runtime`.
+    pub fn check_runtime_environment() -> anyhow::Result<()> {
         if let Some(missing) = LAMBDA_VARIABLES
             .iter()
             .find(|v| std::env::var_os(v).is_none())
         {
             anyhow::bail!("{missing} is not set: the bootstrap runs under the Lambda Runtime API");
         }
+        Ok(())
+    }
+
+    /// Builds the store, cache and catalog, loads the catalog and compiles `PREWARM` functions.
+    pub async fn init(config: Config) -> anyhow::Result<Adapter> {
         let store: Arc<dyn FunctionStore> = match &config.store {
             StoreLocation::Directory(dir) => {
                 if !dir.is_dir() {
@@ -168,6 +177,7 @@ impl Adapter {
                     .await
                     .shape(shape))
             }
+            Ok(Event::Records(batch)) => self.records(&batch, &context, budget).await,
             Err(error) => Err(error),
         };
         if let Err(error) = &result {
@@ -236,12 +246,25 @@ impl Adapter {
         }
     }
 
-    async fn direct(&self, function: &str, input: &Value, budget: Budget) -> Result<Value, Error> {
+    /// Loads `function` and calls `entrypoint` (else the manifest's) with the input `input`
+    /// builds once the function is loaded, all within the invocation's budget.
+    async fn call(
+        &self,
+        function: &str,
+        entrypoint: Option<&str>,
+        budget: Budget,
+        input: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
         let entry = self.catalog.entry(function, budget.remaining()).await?;
         let compiled = self.load(&entry, budget).await?;
         let timeout = budget.call_timeout(entry.manifest.timeout);
-        let output = compiled
-            .call(&entry.manifest.entrypoint, direct_input(input), timeout)
+        let entrypoint = entrypoint.unwrap_or(&entry.manifest.entrypoint);
+        compiled.call(entrypoint, input(), timeout).await
+    }
+
+    async fn direct(&self, function: &str, input: &Value, budget: Budget) -> Result<Value, Error> {
+        let output = self
+            .call(function, None, budget, || direct_input(input))
             .await?;
         Ok(direct_output(&output))
     }
@@ -265,17 +288,14 @@ impl Adapter {
             HttpMatch::NotFound => return HttpResponse::not_found(&request.method, &request.path),
         };
         let span = info_span!("invoke", function = %route.function, trigger = "http");
-        async {
-            let entry = self
-                .catalog
-                .entry(&route.function, budget.remaining())
-                .await?;
-            let compiled = self.load(&entry, budget).await?;
+        let input = || {
             let context = self.invocation_context(context, &route.function, budget);
-            let input = request.envelope(&context, &route.path, &params, raw);
-            let timeout = budget.call_timeout(entry.manifest.timeout);
-            let output = compiled
-                .call(&route.entrypoint, input.to_string().into_bytes(), timeout)
+            let envelope = request.envelope(&context, &route.path, &params, raw);
+            envelope.to_string().into_bytes()
+        };
+        async {
+            let output = self
+                .call(&route.function, Some(&route.entrypoint), budget, input)
                 .await?;
             HttpResponse::from_output(&route.function, &output)
         }
@@ -285,6 +305,84 @@ impl Adapter {
             warn!(error_type = error.error_type(), %error, "function failed");
             HttpResponse::from_error(&error)
         })
+    }
+
+    /// Delivers a batch of records to the functions hooked to each, and answers for the batch.
+    async fn records(
+        &self,
+        batch: &Batch,
+        context: &Context,
+        budget: Budget,
+    ) -> Result<Value, Error> {
+        let source = batch
+            .records
+            .first()
+            .map(Record::describe)
+            .unwrap_or_default();
+        // Without a routing table nothing can be delivered: the whole event is retried.
+        let snapshot = self.snapshot(&source, budget).await?;
+        let has_time = || budget.remaining() > Duration::ZERO;
+        let outcomes = deliver(batch.records.len(), batch.ordered, has_time, |index| {
+            self.record(&batch.records[index], &snapshot, context, budget)
+        })
+        .await;
+        for (record, outcome) in batch.records.iter().zip(&outcomes) {
+            if let Outcome::NotRun(reason) = outcome {
+                warn!(record = %record.describe(), %reason, "record not run; reported failed");
+            }
+        }
+        batch_reply(batch, &outcomes)
+    }
+
+    /// Runs one record on every function hooked to it; fails if any of them failed or none is
+    /// hooked.
+    async fn record(
+        &self,
+        record: &Record,
+        snapshot: &Snapshot,
+        context: &Context,
+        budget: Budget,
+    ) -> Result<(), Error> {
+        let routes = snapshot.routes.match_record(&record.source);
+        if routes.is_empty() {
+            let error = Error::NotHooked {
+                record: record.describe(),
+            };
+            warn!(%error, "record failed");
+            return Err(error);
+        }
+        let mut first_error = None;
+        for route in routes {
+            let trigger = record.source.trigger();
+            let span = info_span!("invoke", function = %route.function, trigger);
+            let input = || {
+                let context = self.invocation_context(context, &route.function, budget);
+                record.input(&context).to_string().into_bytes()
+            };
+            let result = self
+                .call(&route.function, Some(&route.entrypoint), budget, input)
+                .instrument(span)
+                .await;
+            match result {
+                Ok(output) => debug!(
+                    record = %record.describe(),
+                    function = %route.function,
+                    output = %String::from_utf8_lossy(&output),
+                    "record delivered"
+                ),
+                Err(error) => {
+                    warn!(
+                        record = %record.describe(),
+                        function = %route.function,
+                        error_type = error.error_type(),
+                        %error,
+                        "record failed"
+                    );
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 

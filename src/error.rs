@@ -47,6 +47,20 @@ pub enum Error {
     /// The event is of a known kind but malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+
+    /// A record that no function is hooked to (`FunctionNotFound`).
+    #[error("no function is hooked to {record}")]
+    NotHooked { record: String },
+
+    /// Records of an asynchronous batch (S3, SNS, EventBridge) failed, so the invocation fails
+    /// and Lambda retries the event. The `errorType` is the first failure's.
+    #[error("{failed} of {total} records failed; first: {first}")]
+    RecordsFailed {
+        failed: usize,
+        total: usize,
+        first: String,
+        error_type: &'static str,
+    },
 }
 
 impl Error {
@@ -62,6 +76,8 @@ impl Error {
             Error::StoreUnavailable { .. } => "StoreUnavailable",
             Error::UnsupportedEvent(_) => "UnsupportedEvent",
             Error::InvalidRequest(_) => "InvalidRequest",
+            Error::NotHooked { .. } => "FunctionNotFound",
+            Error::RecordsFailed { error_type, .. } => error_type,
         }
     }
 

@@ -27,8 +27,6 @@ const WASM_PAGE: u64 = 64 * 1024;
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// How often the interrupt is repeated until the call stops.
 const INTERRUPT_REPEAT: Duration = Duration::from_millis(10);
-/// Extism's return code for a call that ended in a wasm trap.
-const TRAP_CODE: i32 = 134;
 
 /// Process-wide settings for compiling modules.
 #[derive(Debug, Clone, Default)]
@@ -142,7 +140,9 @@ impl CompiledFunction {
         let cancel = plugin.cancel_handle();
         let entry = entrypoint.to_string();
         let mut task = tokio::task::spawn_blocking(move || {
-            let result = plugin.call_get_error_code::<&[u8], Vec<u8>>(&entry, &input);
+            // `call`, not `call_get_error_code`: only `call` fails a plugin that returns a
+            // non-zero code without setting an error message.
+            let result = plugin.call::<&[u8], Vec<u8>>(&entry, &input);
             (plugin, result)
         });
 
@@ -182,7 +182,7 @@ impl CompiledFunction {
         let outcome = match result {
             Ok(output) => Ok(output),
             Err(_) if interrupted => Err(self.timeout_error(started, timeout)),
-            Err((error, code)) => Err(self.call_error(error, code, started, timeout)),
+            Err(error) => Err(self.call_error(error, started, timeout)),
         };
         if outcome.is_ok() && self.manifest.instance == InstanceMode::Reuse {
             engine.warm = Some(plugin);
@@ -201,13 +201,7 @@ impl CompiledFunction {
         }
     }
 
-    fn call_error(
-        &self,
-        error: extism::Error,
-        code: i32,
-        started: Instant,
-        timeout: Duration,
-    ) -> Error {
+    fn call_error(&self, error: extism::Error, started: Instant, timeout: Duration) -> Error {
         let function = self.name().to_string();
         let root = error.root_cause().to_string();
         if root == "timeout" {
@@ -231,7 +225,7 @@ impl CompiledFunction {
                 ),
             };
         }
-        if code == TRAP_CODE || root.starts_with("wasm trap") {
+        if root.starts_with("wasm trap") {
             return Error::FunctionTrap {
                 function,
                 reason: root,

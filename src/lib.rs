@@ -9,13 +9,15 @@
 //!
 //! ```text
 //! event (serde_json::Value)
-//!   -> event      classify + normalize (direct, API Gateway v1/v2, Function URL, ALB)
-//!   -> router     routing table built from the manifests -> function + entrypoint
+//!   -> event      classify + normalize (direct; HTTP: API Gateway v1/v2, Function URL, ALB;
+//!                 records: S3, SQS, SNS, DynamoDB Streams, Kinesis, EventBridge, schedules)
+//!   -> router     routing table built from the manifests -> function(s) + entrypoint
+//!   -> deliver    records in order on every hooked function, within the deadline
 //!   -> catalog    manifests, refreshed from the store after REVALIDATE_AFTER
 //!   -> cache      moka: (function, module digest, manifest digest) -> compiled function
 //!   -> store      FunctionStore: a directory or S3; bytes + version tag
 //!   -> invoke     engine + instance, deadline-bound call, trap/timeout/error mapping
-//!   -> respond    the answer in the event's own shape
+//!   -> respond    the answer in the event's own shape (HTTP response, batchItemFailures)
 //! ```
 //!
 //! What lives how long: the store, catalog, route table and plugin cache live as long as the
@@ -27,6 +29,7 @@ pub mod app;
 pub mod cache;
 pub mod catalog;
 pub mod config;
+pub mod deliver;
 pub mod error;
 pub mod event;
 pub mod invoke;

@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
 
     // A bad setting stops the process here, naming the variable and its value.
+    Adapter::check_runtime_environment()?;
     let config = Config::from_env()?;
 
     // Store, catalog, routes and plugin cache: built once, shared by every invocation.

@@ -142,7 +142,8 @@ pub struct S3Hook {
     pub bucket: String,
     pub prefix: Option<String>,
     pub suffix: Option<String>,
-    /// Event-name globs such as `ObjectCreated:*`; default every event.
+    /// Event-name globs such as `ObjectCreated:*` (an `s3:` prefix, as S3 writes them, is
+    /// allowed); default every event.
     pub events: Option<Vec<String>>,
     pub entrypoint: Option<String>,
 }
@@ -186,6 +187,21 @@ named_hook!(
 );
 
 impl Hook {
+    /// The hook type as written (`http`, `database`, ...), which is also the `trigger` a
+    /// function receives.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Hook::Http(_) => "http",
+            Hook::Database(_) => "database",
+            Hook::S3(_) => "s3",
+            Hook::Sqs(_) => "sqs",
+            Hook::Sns(_) => "sns",
+            Hook::Stream(_) => "stream",
+            Hook::Schedule(_) => "schedule",
+            Hook::Event(_) => "event",
+        }
+    }
+
     /// The hook's own entrypoint, if it overrides the manifest's.
     pub fn entrypoint(&self) -> Option<&str> {
         match self {
@@ -609,7 +625,8 @@ fn check_hook(hook: &Hook) -> Result<(), (&'static str, String)> {
         Hook::S3(s3) => {
             not_empty("bucket", &s3.bucket)?;
             for event in s3.events.iter().flatten() {
-                if event.trim().is_empty() || event.starts_with("s3:") {
+                let name = event.strip_prefix("s3:").unwrap_or(event);
+                if name.trim().is_empty() || globset::Glob::new(name).is_err() {
                     return Err((
                         "events",
                         format!("`{event}` must be an event name glob such as ObjectCreated:*"),

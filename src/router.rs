@@ -4,9 +4,17 @@
 //! segment beats a `{param}`. Routes ending in a greedy `{rest+}` live in a second router that
 //! is consulted only when no other route takes the request, so a greedy route never shadows a
 //! more specific one.
+//!
+//! Record hooks (`s3`, `sqs`, `sns`, `database`, `stream`, `schedule`, `event`) are indexed by
+//! hook type and the resource they name (bucket, queue, topic, table, stream, rule, event
+//! source); a record goes to every hook whose filters (S3 prefix, suffix and event globs,
+//! database actions, event detail type) it passes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::event::Source;
 use crate::manifest::{Hook, Manifest, OneOrMany, route_pattern};
 
 /// One HTTP route of one function.
@@ -53,6 +61,98 @@ pub enum HttpMatch<'a> {
     NotFound,
 }
 
+/// One record hook of one function.
+#[derive(Debug, Clone)]
+pub struct RecordRoute {
+    pub function: String,
+    pub entrypoint: String,
+    filter: RecordFilter,
+}
+
+/// What a record must match beyond its hook type and resource.
+#[derive(Debug, Clone)]
+enum RecordFilter {
+    Any,
+    S3 {
+        prefix: Option<String>,
+        suffix: Option<String>,
+        events: Option<GlobSet>,
+    },
+    Database {
+        actions: Option<Vec<String>>,
+    },
+    Event {
+        detail_type: Option<String>,
+    },
+}
+
+impl RecordFilter {
+    fn for_hook(hook: &Hook) -> RecordFilter {
+        match hook {
+            Hook::S3(s3) => RecordFilter::S3 {
+                prefix: s3.prefix.clone(),
+                suffix: s3.suffix.clone(),
+                events: s3.events.as_ref().map(|events| {
+                    let mut set = GlobSetBuilder::new();
+                    for event in events {
+                        // Validated with the manifest.
+                        if let Ok(glob) = Glob::new(event.strip_prefix("s3:").unwrap_or(event)) {
+                            set.add(glob);
+                        }
+                    }
+                    set.build().unwrap_or_else(|_| GlobSet::empty())
+                }),
+            },
+            Hook::Database(database) => RecordFilter::Database {
+                actions: database.action.as_ref().map(OneOrMany::to_vec),
+            },
+            Hook::Event(event) => RecordFilter::Event {
+                detail_type: event.detail_type.clone(),
+            },
+            _ => RecordFilter::Any,
+        }
+    }
+
+    fn accepts(&self, source: &Source) -> bool {
+        match (self, source) {
+            (RecordFilter::Any, _) => true,
+            (
+                RecordFilter::S3 {
+                    prefix,
+                    suffix,
+                    events,
+                },
+                Source::S3 { key, event, .. },
+            ) => {
+                prefix.as_ref().is_none_or(|p| key.starts_with(p.as_str()))
+                    && suffix.as_ref().is_none_or(|s| key.ends_with(s.as_str()))
+                    && events.as_ref().is_none_or(|globs| globs.is_match(event))
+            }
+            (RecordFilter::Database { actions }, Source::Database { action, .. }) => actions
+                .as_ref()
+                .is_none_or(|actions| actions.iter().any(|a| a == action)),
+            (RecordFilter::Event { detail_type }, Source::Event { detail_type: d, .. }) => {
+                detail_type.as_ref().is_none_or(|t| t == d)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The resource a record hook names.
+fn hook_resource(hook: &Hook) -> Option<&str> {
+    Some(match hook {
+        Hook::Http(_) => return None,
+        Hook::Database(h) => &h.source,
+        Hook::S3(h) => &h.bucket,
+        Hook::Sqs(h) => &h.queue,
+        Hook::Sns(h) => &h.topic,
+        Hook::Stream(h) => &h.stream,
+        Hook::Schedule(h) => &h.rule,
+        Hook::Event(h) => &h.source,
+    })
+}
+
 /// All routes of all functions.
 #[derive(Debug, Default)]
 pub struct RouteTable {
@@ -60,6 +160,8 @@ pub struct RouteTable {
     greedy: matchit::Router<usize>,
     /// Routes sharing one path shape, indexed by the router's values.
     shapes: Vec<Vec<HttpRoute>>,
+    /// Record hooks by hook type, then resource.
+    records: HashMap<&'static str, HashMap<String, Vec<RecordRoute>>>,
 }
 
 /// `/a/{x}/{rest+}` -> (`/a/{p0}/{*p1}`, [x, rest]): routes differing only in parameter
@@ -115,6 +217,24 @@ impl RouteTable {
 
         for manifest in manifests {
             for hook in &manifest.hooks {
+                let entrypoint = hook
+                    .entrypoint()
+                    .unwrap_or(&manifest.entrypoint)
+                    .to_string();
+                if let Some(resource) = hook_resource(hook) {
+                    table
+                        .records
+                        .entry(hook.kind())
+                        .or_default()
+                        .entry(resource.to_string())
+                        .or_default()
+                        .push(RecordRoute {
+                            function: manifest.name.clone(),
+                            entrypoint,
+                            filter: RecordFilter::for_hook(hook),
+                        });
+                    continue;
+                }
                 let Hook::Http(http) = hook else { continue };
                 let Some((shape, params)) = shape(&http.path) else {
                     continue;
@@ -123,10 +243,7 @@ impl RouteTable {
                     path: http.path.clone(),
                     methods: methods(&http.method),
                     function: manifest.name.clone(),
-                    entrypoint: http
-                        .entrypoint
-                        .clone()
-                        .unwrap_or_else(|| manifest.entrypoint.clone()),
+                    entrypoint,
                     params,
                 };
                 let index = match by_shape.get(&shape) {
@@ -209,6 +326,37 @@ impl RouteTable {
     /// Every HTTP route, grouped by path shape.
     pub fn http_routes(&self) -> impl Iterator<Item = &HttpRoute> {
         self.shapes.iter().flatten()
+    }
+
+    /// Every function hook a record from `source` goes to, each (function, entrypoint) once,
+    /// in function-name order.
+    pub fn match_record(&self, source: &Source) -> Vec<&RecordRoute> {
+        let Some(routes) = self
+            .records
+            .get(source.trigger())
+            .and_then(|by_resource| by_resource.get(source.resource()))
+        else {
+            return Vec::new();
+        };
+        let mut matched: Vec<&RecordRoute> = Vec::new();
+        for route in routes.iter().filter(|r| r.filter.accepts(source)) {
+            if !matched
+                .iter()
+                .any(|m| m.function == route.function && m.entrypoint == route.entrypoint)
+            {
+                matched.push(route);
+            }
+        }
+        matched
+    }
+
+    /// How many record hooks the table holds.
+    pub fn record_hooks(&self) -> usize {
+        self.records
+            .values()
+            .flat_map(HashMap::values)
+            .map(Vec::len)
+            .sum()
     }
 }
 
@@ -302,6 +450,73 @@ mod tests {
             HttpMatch::MethodNotAllowed {
                 allowed: vec!["GET".into(), "HEAD".into(), "PUT".into()]
             }
+        );
+    }
+
+    #[test]
+    fn records_go_to_every_hook_whose_filters_they_pass() {
+        let manifests = [
+            manifest(
+                "thumbnails",
+                "  - {type: s3, bucket: uploads, prefix: incoming/, suffix: .png, events: [\"s3:ObjectCreated:*\"]}\n",
+            ),
+            manifest("audit", "  - {type: s3, bucket: uploads}\n"),
+            manifest(
+                "welcome",
+                "  - {type: database, source: users, action: insert}\n",
+            ),
+            manifest(
+                "sync",
+                "  - {type: database, source: users, action: [update, delete], entrypoint: on_change}\n",
+            ),
+            manifest(
+                "orders",
+                "  - {type: event, source: com.example.orders, detail_type: OrderPlaced}\n",
+            ),
+        ];
+        let (table, _) = RouteTable::build(&manifests);
+        assert_eq!(table.record_hooks(), 5);
+        let functions = |source: Source| -> Vec<String> {
+            table
+                .match_record(&source)
+                .iter()
+                .map(|r| format!("{}:{}", r.function, r.entrypoint))
+                .collect()
+        };
+        let s3 = |key: &str, event: &str| Source::S3 {
+            bucket: "uploads".into(),
+            key: key.into(),
+            event: event.into(),
+        };
+        assert_eq!(
+            functions(s3("incoming/a b.png", "ObjectCreated:Put")),
+            ["audit:handle", "thumbnails:handle"]
+        );
+        assert_eq!(
+            functions(s3("incoming/a.png", "ObjectRemoved:Delete")),
+            ["audit:handle"]
+        );
+        assert_eq!(
+            functions(s3("other/a.png", "ObjectCreated:Put")),
+            ["audit:handle"]
+        );
+        let users = |action| Source::Database {
+            table: "users".into(),
+            action,
+        };
+        assert_eq!(functions(users("insert")), ["welcome:handle"]);
+        assert_eq!(functions(users("delete")), ["sync:on_change"]);
+        let order = |detail_type: &str| Source::Event {
+            source: "com.example.orders".into(),
+            detail_type: detail_type.into(),
+        };
+        assert_eq!(functions(order("OrderPlaced")), ["orders:handle"]);
+        assert!(functions(order("OrderShipped")).is_empty());
+        assert!(
+            functions(Source::Sqs {
+                queue: "jobs".into()
+            })
+            .is_empty()
         );
     }
 

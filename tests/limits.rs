@@ -72,7 +72,7 @@ fn a_function_that_never_returns_times_out_and_the_next_call_works() {
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
     }
-    assert!(lambda.logs().contains("deadline already passed on arrival"));
+    lambda.wait_for_log("deadline already passed on arrival", Duration::from_secs(5));
 }
 
 #[test]
@@ -111,6 +111,11 @@ fn traps_memory_limits_and_plugin_errors_fail_cleanly() {
     store.add_wat("recurse", RECURSE, "");
     store.add_wat("bomb", MEMORY_BOMB, "memory_limit: 2MiB\n");
     store.add_wat("fails", FAILS, "");
+    store.add_wat(
+        "exit3",
+        r#"(module (func (export "handle") (result i32) (i32.const 3)))"#,
+        "",
+    );
     store.add_built("echo", "echo", "");
     let lambda = Lambda::start(store.path(), &[]);
 
@@ -125,6 +130,10 @@ fn traps_memory_limits_and_plugin_errors_fail_cleanly() {
 
     let fails = lambda.call("fails", Value::Null);
     assert_error(&fails, "FunctionError", "order 42 has no items");
+
+    // A non-zero return without an error message is a failure too, never a success.
+    let exit3 = lambda.call("exit3", Value::Null);
+    assert_error(&exit3, "FunctionError", "non-zero exit code: 3");
 
     // Every failure leaves the runtime healthy, and the failing functions fail the same way again.
     assert_eq!(
@@ -188,6 +197,7 @@ fn concurrent_cold_invocations_compile_a_function_once() {
             assert_eq!(call.join().unwrap(), json!({"call": i}));
         }
     });
+    lambda.wait_for_log("compiled function function=echo", Duration::from_secs(5));
     let compiles = lambda
         .logs()
         .matches("compiled function function=echo")

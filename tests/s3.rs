@@ -431,12 +431,9 @@ fn a_store_of_2500_functions_is_discovered_fully() {
     eventually(Duration::from_secs(240), "all 2,500 functions", || {
         lambda.url("GET", "/fn/f2499", None).2 == "\"last\""
     });
-    assert!(
-        lambda
-            .logs()
-            .contains("functions=2500 invalid=0 routes=2500"),
-        "{}",
-        lambda.logs()
+    lambda.wait_for_log(
+        "functions=2500 invalid=0 routes=2500",
+        Duration::from_secs(5),
     );
     assert_eq!(lambda.url("GET", "/fn/f0000", None).2, "\"last\"");
 }

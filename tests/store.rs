@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Lambda, Store, assert_error, constant_plugin};
 use serde_json::{Value, json};
 
@@ -53,10 +55,9 @@ fn one_bad_function_is_skipped_and_the_rest_serve() {
         "garbage.wasm: is not a WebAssembly module",
     );
 
-    assert!(
-        lambda
-            .logs()
-            .contains("function unavailable: invalid manifest")
+    lambda.wait_for_log(
+        "function unavailable: invalid manifest",
+        Duration::from_secs(5),
     );
     assert_eq!(
         lambda.call("echo", json!("still fine")),

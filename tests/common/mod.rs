@@ -477,8 +477,10 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// Where `make functions` leaves an example function's module.
 pub fn built_function(name: &str) -> PathBuf {
+    // Cargo names the artifact after the crate, with `-` as `_`.
+    let file = name.replace('-', "_");
     let path = Path::new(ROOT).join(format!(
-        "functions/{name}/target/wasm32-unknown-unknown/release/{name}.wasm"
+        "functions/{name}/target/wasm32-unknown-unknown/release/{file}.wasm"
     ));
     assert!(
         path.exists(),
@@ -592,6 +594,52 @@ pub fn constant_plugin(text: &str) -> String {
     (call $out (i32.const 1024) (i32.const {len}))
     (i32.const 0)))"#,
         len = text.len()
+    )
+}
+
+/// What a [`reacting_to`] plugin does when its input contains the needle.
+#[derive(Debug, Clone, Copy)]
+pub enum Reaction {
+    /// Returns 1: a plugin error.
+    Fail,
+    /// Never returns.
+    Spin,
+}
+
+/// A plugin whose `handle` succeeds (with no output) unless its input contains `needle`; then it
+/// reacts as `reaction` says.
+pub fn reacting_to(needle: &str, reaction: Reaction) -> String {
+    let escaped: String = needle.bytes().map(|b| format!("\\{b:02x}")).collect();
+    let react = match reaction {
+        Reaction::Fail => "(return (i32.const 1))",
+        Reaction::Spin => "(loop $forever (br $forever))",
+    };
+    format!(
+        r#"(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{escaped}")
+  (func (export "handle") (result i32)
+    (local $n i64) (local $i i64) (local $j i32)
+    (local.set $n (call $input_length))
+    (block $done
+      (loop $outer
+        (br_if $done (i64.gt_u (i64.add (local.get $i) (i64.const {len})) (local.get $n)))
+        (local.set $j (i32.const 0))
+        (block $mismatch
+          (loop $inner
+            (if (i32.ge_u (local.get $j) (i32.const {len})) (then {react}))
+            (br_if $mismatch
+              (i32.ne
+                (call $input_load_u8 (i64.add (local.get $i) (i64.extend_i32_u (local.get $j))))
+                (i32.load8_u (local.get $j))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $inner)))
+        (local.set $i (i64.add (local.get $i) (i64.const 1)))
+        (br $outer)))
+    (i32.const 0)))"#,
+        len = needle.len()
     )
 }
 

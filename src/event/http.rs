@@ -1,10 +1,5 @@
-//! Classifies an incoming Lambda event and normalizes it into what a function receives.
-//!
-//! Detection goes by the event's own shape, most distinctive key first:
-//! - `{"function": ..., "input": ...}`: a direct invocation;
-//! - `requestContext.elb`: an ALB target-group request;
-//! - `version: "2.0"` with `requestContext.http`: HTTP API v2 or a Function URL;
-//! - `httpMethod` with `requestContext`: API Gateway REST (v1).
+//! HTTP events: API Gateway REST (v1), HTTP API (v2), Function URLs and ALB, normalized into one
+//! request envelope.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +9,7 @@ use http::HeaderMap;
 use query_map::QueryMap;
 use serde_json::{Value, json};
 
+use super::{InvocationContext, parse};
 use crate::error::Error;
 
 /// The response shape an HTTP event expects back.
@@ -46,78 +42,25 @@ pub struct HttpRequest {
     pub auth: Value,
 }
 
-/// What an event asks for.
-#[derive(Debug)]
-pub enum Event {
-    /// `{"function": "<name>", "input": <any JSON>}`
-    Direct {
-        function: String,
-        input: Value,
-    },
-    Http(Box<HttpRequest>),
-}
-
-impl Event {
-    /// Classifies `event`. An unknown shape is `UnsupportedEvent` naming the keys seen.
-    pub fn classify(event: &Value) -> Result<Event, Error> {
-        let Some(object) = event.as_object() else {
-            return Err(Error::UnsupportedEvent(format!(
-                "expected a JSON object, got {}",
-                kind_of(event)
-            )));
-        };
-        if let Some(function) = object.get("function") {
-            let Some(function) = function.as_str() else {
-                return Err(Error::InvalidRequest(format!(
-                    "direct invocation: `function` must be a string naming the function, got {}",
-                    kind_of(function)
-                )));
-            };
-            return Ok(Event::Direct {
-                function: function.to_string(),
-                input: object.get("input").cloned().unwrap_or(Value::Null),
-            });
-        }
-        let context = object.get("requestContext");
-        if context.and_then(|c| c.get("elb")).is_some() {
-            let request: AlbTargetGroupRequest = parse(event, "ALB request")?;
-            return Ok(Event::Http(Box::new(from_alb(
-                request,
-                object.contains_key("multiValueHeaders"),
-            ))));
-        }
-        if object.get("version").and_then(Value::as_str) == Some("2.0")
-            && context.and_then(|c| c.get("http")).is_some()
-        {
-            let request: ApiGatewayV2httpRequest = parse(event, "HTTP API v2 request")?;
-            return Ok(Event::Http(Box::new(from_v2(request))));
-        }
-        if object.contains_key("httpMethod") && context.is_some() {
-            let request: ApiGatewayProxyRequest = parse(event, "API Gateway REST request")?;
-            return Ok(Event::Http(Box::new(from_v1(request))));
-        }
-        let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-        Err(Error::UnsupportedEvent(format!(
-            "no known event has this shape (top-level keys: [{}])",
-            keys.join(", ")
-        )))
+/// Classifies an HTTP event by its shape, or returns `None` if it is not one.
+pub(super) fn classify(event: &Value) -> Option<Result<HttpRequest, Error>> {
+    let object = event.as_object()?;
+    let context = object.get("requestContext");
+    if context.and_then(|c| c.get("elb")).is_some() {
+        return Some(
+            parse::<AlbTargetGroupRequest>(event, "ALB request")
+                .map(|request| from_alb(request, object.contains_key("multiValueHeaders"))),
+        );
     }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+    if object.get("version").and_then(Value::as_str) == Some("2.0")
+        && context.and_then(|c| c.get("http")).is_some()
+    {
+        return Some(parse(event, "HTTP API v2 request").map(from_v2));
     }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(event: &Value, what: &str) -> Result<T, Error> {
-    serde_json::from_value(event.clone())
-        .map_err(|error| Error::InvalidRequest(format!("malformed {what}: {error}")))
+    if object.contains_key("httpMethod") && context.is_some() {
+        return Some(parse(event, "API Gateway REST request").map(from_v1));
+    }
+    None
 }
 
 fn headers(single: &HeaderMap, multi: &HeaderMap) -> BTreeMap<String, String> {
@@ -242,30 +185,6 @@ fn non_empty(value: Value) -> Value {
     }
 }
 
-/// Invocation facts every function receives as `context`.
-#[derive(Debug, Clone)]
-pub struct InvocationContext {
-    pub request_id: String,
-    pub function: String,
-    pub deadline_ms: u64,
-    pub remaining_ms: u64,
-    pub invoked_function_arn: String,
-    pub trace_id: Option<String>,
-}
-
-impl InvocationContext {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "request_id": self.request_id,
-            "function": self.function,
-            "deadline_ms": self.deadline_ms,
-            "remaining_ms": self.remaining_ms,
-            "invoked_function_arn": self.invoked_function_arn,
-            "trace_id": self.trace_id,
-        })
-    }
-}
-
 impl HttpRequest {
     /// The JSON object an HTTP function receives.
     pub fn envelope(
@@ -304,64 +223,5 @@ impl HttpRequest {
             "auth": self.auth,
             "raw": raw,
         })
-    }
-}
-
-/// What a direct invocation's plugin receives: a JSON string as its UTF-8 bytes, anything
-/// else as JSON text, nothing for `null`.
-pub fn direct_input(input: &Value) -> Vec<u8> {
-    match input {
-        Value::Null => Vec::new(),
-        Value::String(text) => text.as_bytes().to_vec(),
-        other => other.to_string().into_bytes(),
-    }
-}
-
-/// A direct invocation's answer: the output as JSON if it parses as JSON, else as a string.
-pub fn direct_output(output: &[u8]) -> Value {
-    serde_json::from_slice(output)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(output).into_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn direct_input_and_output_are_raw() {
-        assert_eq!(direct_input(&json!("a e i")), b"a e i");
-        assert_eq!(direct_input(&json!({"a": 1})), br#"{"a":1}"#);
-        assert_eq!(direct_input(&Value::Null), b"");
-        assert_eq!(direct_output(br#"{"count": 3}"#), json!({"count": 3}));
-        assert_eq!(direct_output(b"plain text"), json!("plain text"));
-    }
-
-    #[test]
-    fn unknown_events_name_their_keys() {
-        let error = Event::classify(&json!({"Records": [], "foo": 1})).unwrap_err();
-        assert_eq!(error.error_type(), "UnsupportedEvent");
-        assert!(error.to_string().contains("[Records, foo]"), "{error}");
-        let error = Event::classify(&json!([1])).unwrap_err();
-        assert!(error.to_string().contains("an array"));
-        let error = Event::classify(&json!({"function": 7})).unwrap_err();
-        assert_eq!(error.error_type(), "InvalidRequest");
-    }
-
-    #[test]
-    fn v2_strips_a_named_stage() {
-        let event = json!({
-            "version": "2.0", "routeKey": "$default", "rawPath": "/prod/hello/ada",
-            "rawQueryString": "", "headers": {"Host": "x"},
-            "requestContext": {"stage": "prod", "http": {"method": "GET", "path": "/prod/hello/ada",
-                "sourceIp": "1.2.3.4"}},
-            "isBase64Encoded": false
-        });
-        let Event::Http(request) = Event::classify(&event).unwrap() else {
-            panic!("not http")
-        };
-        assert_eq!(request.path, "/hello/ada");
-        assert_eq!(request.shape, HttpShape::HttpV2);
-        assert_eq!(request.headers["host"], "x");
-        assert_eq!(request.source_ip.as_deref(), Some("1.2.3.4"));
     }
 }

@@ -1,0 +1,282 @@
+//! Every record source (S3, SQS, SNS, DynamoDB Streams, Kinesis, EventBridge, schedules) through
+//! the real bootstrap under the Lambda Runtime API emulator, with the event fixtures in
+//! `tests/fixtures/events/` and the example functions: fan-out, exact `batchItemFailures`,
+//! failed invocations for asynchronous sources, records no function is hooked to, and records
+//! the deadline leaves no time for.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Lambda, Reaction, Store, assert_error, event, reacting_to};
+use serde_json::{Value, json};
+
+/// The example functions with their own manifests, plus functions that fan out, fail or spin.
+fn store() -> Store {
+    let store = Store::new();
+    for name in ["on-upload", "job-worker", "on-user-insert"] {
+        let manifest =
+            std::fs::read_to_string(format!("{}/functions/{name}/manifest.yaml", common::ROOT))
+                .unwrap();
+        let module = std::fs::read(common::built_function(name)).unwrap();
+        // The manifest names the build output; point it at the copied module.
+        store.add(
+            name,
+            &format!("{manifest}module: {name}.wasm\n"),
+            Some(&module),
+        );
+    }
+    store.add_built(
+        "audit",
+        "echo",
+        "hooks:\n  - {type: s3, bucket: uploads}\n  - {type: sns, topic: alerts}\n",
+    );
+    store.add_built(
+        "fifo-worker",
+        "job-worker",
+        "hooks:\n  - {type: sqs, queue: jobs.fifo}\n",
+    );
+    store.add_built(
+        "user-sync",
+        "echo",
+        "hooks:\n  - {type: database, source: users, action: [update, delete]}\n",
+    );
+    store.add_wat(
+        "clicks",
+        &reacting_to("\"is_base64_encoded\":true", Reaction::Fail),
+        "hooks:\n  - {type: stream, stream: clicks}\n",
+    );
+    store.add_built(
+        "nightly",
+        "echo",
+        "hooks:\n  - {type: schedule, rule: nightly}\n",
+    );
+    store.add_built(
+        "orders",
+        "echo",
+        "hooks:\n  - {type: event, source: com.example.orders, detail_type: OrderPlaced}\n",
+    );
+    store
+}
+
+fn start(store: &Store) -> Lambda {
+    Lambda::start(store.path(), &[("RUST_LOG", "info,wasm_lambda=debug")])
+}
+
+fn failures(ids: &[&str]) -> Value {
+    let items: Vec<Value> = ids.iter().map(|id| json!({"itemIdentifier": id})).collect();
+    json!({ "batchItemFailures": items })
+}
+
+/// The lines the bootstrap logged for records delivered to `function`, once there are
+/// `expected` of them (log lines can trail the answer by a moment); fails if there are more.
+fn delivered(lambda: &Lambda, function: &str, expected: usize) -> Vec<String> {
+    let lines = || -> Vec<String> {
+        lambda
+            .logs()
+            .lines()
+            .filter(|line| {
+                line.contains("record delivered") && line.contains(&format!("function={function} "))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    common::eventually(Duration::from_secs(5), "the delivery log", || {
+        lines().len() >= expected
+    });
+    let lines = lines();
+    assert_eq!(lines.len(), expected, "{function}: {lines:#?}");
+    lines
+}
+
+#[test]
+fn s3_notifications_fan_out_with_decoded_keys() {
+    let store = store();
+    let lambda = start(&store);
+
+    assert_eq!(
+        lambda.invoke(&event("s3-put-encoded-key.json")),
+        Value::Null
+    );
+    let upload = delivered(&lambda, "on-upload", 1);
+    assert!(
+        upload[0].contains(r#""key":"incoming/a b/c.png""#),
+        "{}",
+        upload[0]
+    );
+
+    // A put under incoming/, a delete, and a put elsewhere: on-upload takes only the first,
+    // audit (the whole bucket) all three.
+    assert_eq!(lambda.invoke(&event("s3-batch.json")), Value::Null);
+    delivered(&lambda, "on-upload", 2);
+    delivered(&lambda, "audit", 4);
+
+    // A bucket nothing is hooked to fails the invocation, so S3's retry and failure
+    // destinations keep the event.
+    let mut other = event("s3-put-encoded-key.json");
+    other["Records"][0]["s3"]["bucket"]["name"] = json!("other-bucket");
+    assert_error(
+        &lambda.invoke(&other),
+        "FunctionNotFound",
+        "no function is hooked to s3 ObjectCreated:Put s3://other-bucket/incoming/a b/c.png",
+    );
+    lambda.wait_for_log("other-bucket", Duration::from_secs(5));
+}
+
+#[test]
+fn sqs_batches_report_exactly_the_failed_messages() {
+    let store = store();
+    let lambda = start(&store);
+
+    assert_eq!(lambda.invoke(&event("sqs-batch.json")), failures(&[]));
+    delivered(&lambda, "job-worker", 3);
+
+    assert_eq!(
+        lambda.invoke(&event("sqs-poison.json")),
+        failures(&["msg-2", "msg-4"])
+    );
+    lambda.wait_for_log("cannot process message", Duration::from_secs(5));
+
+    // A FIFO queue stops at the first failure: msg-3 must not overtake msg-2.
+    assert_eq!(
+        lambda.invoke(&event("sqs-fifo-poison.json")),
+        failures(&["msg-2", "msg-3"])
+    );
+    delivered(&lambda, "fifo-worker", 1);
+
+    // A queue nothing is hooked to: the message is reported failed, never dropped.
+    assert_eq!(
+        lambda.invoke(&event("sqs-unhooked-queue.json")),
+        failures(&["MessageID_1"])
+    );
+    lambda.wait_for_log(
+        "no function is hooked to sqs queue `SQSQueue` record MessageID_1",
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn sns_notifications_fail_the_invocation_when_a_function_fails() {
+    let store = store();
+    store.add_wat(
+        "pager",
+        &reacting_to("95% full", Reaction::Fail),
+        "hooks:\n  - {type: sns, topic: alerts}\n",
+    );
+    let lambda = start(&store);
+
+    let answer = lambda.invoke(&event("sns-notification.json"));
+    assert_error(&answer, "FunctionError", "1 of 1 records failed");
+    assert_error(&answer, "FunctionError", "sns topic `alerts`");
+    // audit, hooked to the same topic, still ran.
+    let audit = delivered(&lambda, "audit", 1);
+    assert!(
+        audit[0].contains(r#""subject":"Disk full""#),
+        "{}",
+        audit[0]
+    );
+
+    let mut calm = event("sns-notification.json");
+    calm["Records"][0]["Sns"]["Message"] = json!("all good");
+    assert_eq!(lambda.invoke(&calm), Value::Null);
+}
+
+#[test]
+fn dynamodb_streams_route_by_table_and_action_and_stop_at_the_first_failure() {
+    let store = store();
+    let lambda = start(&store);
+
+    assert_eq!(lambda.invoke(&event("dynamodb-users.json")), failures(&[]));
+    let welcome = delivered(&lambda, "on-user-insert", 1);
+    assert!(
+        welcome[0].contains(r#""subject":"Welcome to wasm-lambda, Ada!""#),
+        "{}",
+        welcome[0]
+    );
+    delivered(&lambda, "user-sync", 2);
+
+    // The first insert fails (no email): it and the record after it are retried, in order.
+    assert_eq!(
+        lambda.invoke(&event("dynamodb-insert-fails.json")),
+        failures(&["100", "200"])
+    );
+    delivered(&lambda, "on-user-insert", 1);
+    lambda.wait_for_log("has no email", Duration::from_secs(5));
+}
+
+#[test]
+fn kinesis_records_are_decoded_and_failures_named_by_sequence_number() {
+    let store = store();
+    let lambda = start(&store);
+
+    // The second record is binary; `clicks` fails on it.
+    assert_eq!(
+        lambda.invoke(&event("kinesis-clicks.json")),
+        failures(&["49568167373333333334444444444444444444444444444444444444"])
+    );
+    delivered(&lambda, "clicks", 1);
+}
+
+#[test]
+fn schedules_and_eventbridge_events_reach_their_functions() {
+    let store = store();
+    let lambda = start(&store);
+
+    assert_eq!(lambda.invoke(&event("schedule-nightly.json")), Value::Null);
+    let nightly = delivered(&lambda, "nightly", 1);
+    assert!(nightly[0].contains(r#""rule":"nightly""#), "{}", nightly[0]);
+
+    assert_eq!(
+        lambda.invoke(&event("eventbridge-order-placed.json")),
+        Value::Null
+    );
+    let orders = delivered(&lambda, "orders", 1);
+    assert!(
+        orders[0].contains(r#""order_id":"o-1001""#),
+        "{}",
+        orders[0]
+    );
+
+    let mut shipped = event("eventbridge-order-placed.json");
+    shipped["detail-type"] = json!("OrderShipped");
+    assert_error(
+        &lambda.invoke(&shipped),
+        "FunctionNotFound",
+        "no function is hooked to event `com.example.orders` `OrderShipped`",
+    );
+
+    let unknown = lambda.invoke(&json!({"Records": [{"eventSource": "aws:ses", "ses": {}}]}));
+    assert_error(&unknown, "UnsupportedEvent", "`aws:ses`");
+    let unknown = lambda.invoke(&json!({"hello": "world"}));
+    assert_error(&unknown, "UnsupportedEvent", "top-level keys: [hello]");
+}
+
+#[test]
+fn records_the_deadline_leaves_no_time_for_are_reported_failed() {
+    let store = Store::new();
+    store.add_wat(
+        "worker",
+        &reacting_to("slow", Reaction::Spin),
+        "hooks:\n  - {type: sqs, queue: jobs}\n",
+    );
+    let lambda = Lambda::launch_with_timeout(
+        &[("FUNCTIONS_DIR", store.path().to_str().unwrap())],
+        Duration::from_secs(1),
+    );
+
+    let mut batch = event("sqs-batch.json");
+    batch["Records"][1]["body"] = json!("slow job");
+    let started = Instant::now();
+    // msg-2 runs until the deadline and is stopped; msg-3 is never started. Lambda's own
+    // timeout never fires: the answer comes first.
+    assert_eq!(lambda.invoke(&batch), failures(&["msg-2", "msg-3"]));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    lambda.wait_for_log("function `worker` timed out", Duration::from_secs(5));
+    lambda.wait_for_log(
+        "record not run; reported failed record=sqs queue `jobs` record msg-3",
+        Duration::from_secs(5),
+    );
+
+    // The next invocation is healthy.
+    assert_eq!(lambda.invoke(&event("sqs-batch.json")), failures(&[]));
+}
