@@ -2,11 +2,12 @@
 # install what they need (wasm target, a project-local virtualenv with cargo-lambda and an
 # S3-compatible server) and start what they need.
 
-.PHONY: all build functions run test lint fmt tools clean
+.PHONY: all build functions plugins run test lint fmt tools clean
 
 VENV        := .venv
 TOOLS_STAMP := $(VENV)/.tools-installed
 WASM_TARGET := wasm32-unknown-unknown
+WASI_TARGET := wasm32-wasip1
 PORT        ?= 9000
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -24,7 +25,7 @@ $(TOOLS_STAMP): Makefile
 	touch $@
 
 tools: $(TOOLS_STAMP)
-	rustup target add $(WASM_TARGET)
+	rustup target add $(WASM_TARGET) $(WASI_TARGET)
 
 # Every function crate in functions/*/ builds to wasm32-unknown-unknown.
 functions: tools
@@ -35,25 +36,32 @@ functions: tools
 		fi; \
 	done
 
+# Test plugins (tests/plugins/*/): the sandbox tests' attacks, built for WASI.
+plugins: tools
+	@for dir in tests/plugins/*/; do \
+		echo "building $$dir"; \
+		(cd $$dir && cargo build --quiet --release --target $(WASI_TARGET)) || exit 1; \
+	done
+
 # The bootstrap under cargo-lambda's Runtime API emulator, on the local function store:
 #   curl http://localhost:9000/lambda-url/bootstrap/hello/world
 run: functions
 	cargo lambda watch --bin bootstrap -A 127.0.0.1 -P $(PORT) \
 		--env-var FUNCTIONS_DIR=$(CURDIR)/functions
 
-test: functions
+test: functions plugins
 	cargo test --all-targets
 	cargo test --doc
 
 lint:
 	cargo fmt --check
-	@for dir in functions/*/; do (cd $$dir && cargo fmt --check) || exit 1; done
+	@for dir in functions/*/ tests/plugins/*/; do (cd $$dir && cargo fmt --check) || exit 1; done
 	cargo clippy --all-targets -- -D warnings
 
 fmt:
 	cargo fmt
-	@for dir in functions/*/; do (cd $$dir && cargo fmt); done
+	@for dir in functions/*/ tests/plugins/*/; do (cd $$dir && cargo fmt); done
 
 clean:
 	cargo clean
-	rm -rf $(VENV) functions/*/target
+	rm -rf $(VENV) functions/*/target tests/plugins/*/target

@@ -14,6 +14,7 @@ use crate::cache::PluginCache;
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
 use crate::deliver::{Outcome, deliver};
+use crate::egress::EgressPolicy;
 use crate::error::Error;
 use crate::event::{
     Batch, Event, HttpRequest, InvocationContext, Record, direct_input, direct_output,
@@ -113,7 +114,16 @@ impl Adapter {
                 Arc::new(S3Store::from_env(bucket, prefix).await)
             }
         };
-        let options = CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"));
+        let egress = EgressPolicy::new(config.allow_private_egress, config.runtime_api.as_deref());
+        if egress.allows_private() {
+            warn!(
+                "ALLOW_PRIVATE_EGRESS=true: functions may call loopback, link-local and private \
+                 addresses (the Lambda Runtime API excepted). For local development only: never \
+                 set it in a deployed function"
+            );
+        }
+        let options =
+            CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"), egress);
         let plugins = PluginCache::new(config.cache_max_bytes, options);
         let adapter = Adapter {
             catalog: Catalog::new(store, config.revalidate_after, plugins),
@@ -166,7 +176,7 @@ impl Adapter {
         let result = match Event::classify(&payload) {
             Ok(Event::Direct { function, input }) => {
                 let span = info_span!("invoke", function = %function, trigger = "direct");
-                self.direct(&function, &input, budget)
+                self.direct(&function, &input, &context, budget)
                     .instrument(span)
                     .await
             }
@@ -247,24 +257,35 @@ impl Adapter {
     }
 
     /// Loads `function` and calls `entrypoint` (else the manifest's) with the input `input`
-    /// builds once the function is loaded, all within the invocation's budget.
+    /// builds from the invocation context once the function is loaded, all within the
+    /// invocation's budget.
     async fn call(
         &self,
         function: &str,
         entrypoint: Option<&str>,
+        context: &Context,
         budget: Budget,
-        input: impl FnOnce() -> Vec<u8>,
+        input: impl FnOnce(&InvocationContext) -> Vec<u8>,
     ) -> Result<Vec<u8>, Error> {
         let entry = self.catalog.entry(function, budget.remaining()).await?;
         let compiled = self.load(&entry, budget).await?;
         let timeout = budget.call_timeout(entry.manifest.timeout);
         let entrypoint = entrypoint.unwrap_or(&entry.manifest.entrypoint);
-        compiled.call(entrypoint, input(), timeout).await
+        let input = input(&self.invocation_context(context, function, budget));
+        compiled
+            .call(entrypoint, input, timeout, &context.request_id)
+            .await
     }
 
-    async fn direct(&self, function: &str, input: &Value, budget: Budget) -> Result<Value, Error> {
+    async fn direct(
+        &self,
+        function: &str,
+        input: &Value,
+        context: &Context,
+        budget: Budget,
+    ) -> Result<Value, Error> {
         let output = self
-            .call(function, None, budget, || direct_input(input))
+            .call(function, None, context, budget, |_| direct_input(input))
             .await?;
         Ok(direct_output(&output))
     }
@@ -288,14 +309,19 @@ impl Adapter {
             HttpMatch::NotFound => return HttpResponse::not_found(&request.method, &request.path),
         };
         let span = info_span!("invoke", function = %route.function, trigger = "http");
-        let input = || {
-            let context = self.invocation_context(context, &route.function, budget);
-            let envelope = request.envelope(&context, &route.path, &params, raw);
+        let input = |context: &InvocationContext| {
+            let envelope = request.envelope(context, &route.path, &params, raw);
             envelope.to_string().into_bytes()
         };
         async {
             let output = self
-                .call(&route.function, Some(&route.entrypoint), budget, input)
+                .call(
+                    &route.function,
+                    Some(&route.entrypoint),
+                    context,
+                    budget,
+                    input,
+                )
                 .await?;
             HttpResponse::from_output(&route.function, &output)
         }
@@ -355,12 +381,16 @@ impl Adapter {
         for route in routes {
             let trigger = record.source.trigger();
             let span = info_span!("invoke", function = %route.function, trigger);
-            let input = || {
-                let context = self.invocation_context(context, &route.function, budget);
-                record.input(&context).to_string().into_bytes()
-            };
+            let input =
+                |context: &InvocationContext| record.input(context).to_string().into_bytes();
             let result = self
-                .call(&route.function, Some(&route.entrypoint), budget, input)
+                .call(
+                    &route.function,
+                    Some(&route.entrypoint),
+                    context,
+                    budget,
+                    input,
+                )
                 .instrument(span)
                 .await;
             match result {

@@ -9,6 +9,7 @@
 //! | `REVALIDATE_AFTER` | `30s` for S3, `0s` for a directory | trust period of a loaded manifest |
 //! | `DEADLINE_MARGIN` | `50ms` | time kept back from the Lambda deadline |
 //! | `PREWARM` | unset | comma list of functions (or `*`) compiled during init |
+//! | `ALLOW_PRIVATE_EGRESS` | `false` | local development only: functions may call private addresses |
 //!
 //! A bad value is an error naming the variable and the value, never a silent default.
 
@@ -22,7 +23,9 @@ pub const ENV_CACHE_MAX_BYTES: &str = "CACHE_MAX_BYTES";
 pub const ENV_REVALIDATE_AFTER: &str = "REVALIDATE_AFTER";
 pub const ENV_DEADLINE_MARGIN: &str = "DEADLINE_MARGIN";
 pub const ENV_PREWARM: &str = "PREWARM";
+pub const ENV_ALLOW_PRIVATE_EGRESS: &str = "ALLOW_PRIVATE_EGRESS";
 pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 
 const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -52,6 +55,10 @@ pub struct Config {
     pub revalidate_after: Duration,
     pub deadline_margin: Duration,
     pub prewarm: Prewarm,
+    /// Lifts the egress address check (never the Runtime API's): local development only.
+    pub allow_private_egress: bool,
+    /// `AWS_LAMBDA_RUNTIME_API`, which functions may never reach.
+    pub runtime_api: Option<String>,
 }
 
 /// A variable whose value cannot be used.
@@ -144,12 +151,29 @@ impl Config {
             }
         };
 
+        let allow_private_egress = match get(ENV_ALLOW_PRIVATE_EGRESS) {
+            None => false,
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(invalid(
+                        ENV_ALLOW_PRIVATE_EGRESS,
+                        &value,
+                        "expected true or false".into(),
+                    ));
+                }
+            },
+        };
+
         Ok(Config {
             store,
             cache_max_bytes,
             revalidate_after,
             deadline_margin,
             prewarm,
+            allow_private_egress,
+            runtime_api: get(ENV_RUNTIME_API),
         })
     }
 }
@@ -196,6 +220,7 @@ mod tests {
         assert_eq!(config.revalidate_after, Duration::ZERO);
         assert_eq!(config.deadline_margin, Duration::from_millis(50));
         assert_eq!(config.prewarm, Prewarm::None);
+        assert!(!config.allow_private_egress);
     }
 
     #[test]
@@ -236,6 +261,12 @@ mod tests {
             error
                 .to_string()
                 .starts_with("CACHE_MAX_BYTES=\"lots\" is invalid")
+        );
+        let error = config(&[("ALLOW_PRIVATE_EGRESS", "sure")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("ALLOW_PRIVATE_EGRESS=\"sure\" is invalid")
         );
         let error = config(&[("PREWARM", "hello,Bad Name")]).unwrap_err();
         assert!(

@@ -19,7 +19,9 @@ use bytes::Bytes;
 use extism::{CompiledPlugin, Plugin, PluginBuilder};
 use tracing::{debug, info, warn};
 
+use crate::egress::EgressPolicy;
 use crate::error::Error;
+use crate::host::CallHandle;
 use crate::manifest::{InstanceMode, Manifest};
 
 const WASM_PAGE: u64 = 64 * 1024;
@@ -28,17 +30,25 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// How often the interrupt is repeated until the call stops.
 const INTERRUPT_REPEAT: Duration = Duration::from_millis(10);
 
+/// How much earlier than the call its outbound HTTP requests must end, at most.
+const EGRESS_MARGIN: Duration = Duration::from_millis(100);
+
+/// The largest output a call may return: Lambda's limit for a synchronous response (6 MB).
+pub const MAX_OUTPUT_BYTES: usize = 6 * 1024 * 1024;
+
 /// Process-wide settings for compiling modules.
 #[derive(Debug, Clone, Default)]
 pub struct CompileOptions {
     /// A wasmtime cache config file; `None` disables the disk cache.
     pub cache_config: Option<PathBuf>,
+    /// What outbound HTTP may reach.
+    pub egress: EgressPolicy,
 }
 
 impl CompileOptions {
     /// Keeps wasmtime's compile cache under `dir` (on Lambda only `/tmp` is writable; Extism's
     /// default would be under `$HOME`). Falls back to no disk cache if `dir` is not writable.
-    pub fn with_cache_dir(dir: &Path) -> CompileOptions {
+    pub fn with_cache_dir(dir: &Path, egress: EgressPolicy) -> CompileOptions {
         let config = dir.join("wasmtime-cache.toml");
         let contents = format!(
             "[cache]\ndirectory = {:?}\n",
@@ -47,18 +57,24 @@ impl CompileOptions {
         match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&config, contents)) {
             Ok(()) => CompileOptions {
                 cache_config: Some(config),
+                egress,
             },
             Err(error) => {
                 warn!(dir = %dir.display(), %error, "compile cache disabled: directory not writable");
-                CompileOptions::default()
+                CompileOptions {
+                    cache_config: None,
+                    egress,
+                }
             }
         }
     }
 }
 
-/// One engine and, with `instance: reuse`, its warm instance.
+/// One engine, the state its host functions read, and, with `instance: reuse`, its warm
+/// instance.
 struct Engine {
     compiled: CompiledPlugin,
+    host: CallHandle,
     warm: Option<Plugin>,
 }
 
@@ -82,7 +98,7 @@ impl CompiledFunction {
         options: CompileOptions,
     ) -> Result<CompiledFunction, Error> {
         let started = Instant::now();
-        let compiled = build(&manifest, &module, &options)?;
+        let (compiled, host) = build(&manifest, &module, &options)?;
         let plugin = instantiate(&manifest, &compiled)?;
         let entrypoints = std::iter::once(manifest.entrypoint.as_str())
             .chain(manifest.hooks.iter().filter_map(|hook| hook.entrypoint()));
@@ -109,7 +125,11 @@ impl CompiledFunction {
             manifest,
             module,
             options,
-            idle: Mutex::new(vec![Engine { compiled, warm }]),
+            idle: Mutex::new(vec![Engine {
+                compiled,
+                host,
+                warm,
+            }]),
             weight,
         })
     }
@@ -118,15 +138,23 @@ impl CompiledFunction {
         &self.manifest.name
     }
 
-    /// Calls `entrypoint` with `input`, stopping it after `timeout`.
+    /// Calls `entrypoint` with `input` for the invocation `request_id`, stopping it after
+    /// `timeout`.
     pub async fn call(
         self: &Arc<Self>,
         entrypoint: &str,
         input: Vec<u8>,
         timeout: Duration,
+        request_id: &str,
     ) -> Result<Vec<u8>, Error> {
         let started = Instant::now();
         let mut engine = self.checkout().await?;
+        // Outbound requests end a little before the call does, so the plugin can still handle
+        // their 504 before it is stopped.
+        let egress_margin = (timeout / 10).min(EGRESS_MARGIN);
+        engine
+            .host
+            .begin(request_id, started + timeout - egress_margin);
         let mut plugin = match engine.warm.take() {
             Some(plugin) => plugin,
             None => match instantiate(&self.manifest, &engine.compiled) {
@@ -141,8 +169,15 @@ impl CompiledFunction {
         let entry = entrypoint.to_string();
         let mut task = tokio::task::spawn_blocking(move || {
             // `call`, not `call_get_error_code`: only `call` fails a plugin that returns a
-            // non-zero code without setting an error message.
-            let result = plugin.call::<&[u8], Vec<u8>>(&entry, &input);
+            // non-zero code without setting an error message. The output is borrowed from the
+            // plugin's memory and copied only if it is not too large.
+            let result =
+                plugin
+                    .call::<&[u8], &[u8]>(&entry, &input)
+                    .map(|output| match output.len() {
+                        len if len > MAX_OUTPUT_BYTES => Err(len),
+                        _ => Ok(output.to_vec()),
+                    });
             (plugin, result)
         });
 
@@ -180,7 +215,14 @@ impl CompiledFunction {
             }
         };
         let outcome = match result {
-            Ok(output) => Ok(output),
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(len)) => Err(Error::FunctionError {
+                function: self.name().to_string(),
+                reason: format!(
+                    "its output of {len} bytes is larger than the {} allowed",
+                    human_size(MAX_OUTPUT_BYTES as u64)
+                ),
+            }),
             Err(_) if interrupted => Err(self.timeout_error(started, timeout)),
             Err(error) => Err(self.call_error(error, started, timeout)),
         };
@@ -245,7 +287,7 @@ impl CompiledFunction {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let compiled = build(&this.manifest, &this.module, &this.options)?;
+            let (compiled, host) = build(&this.manifest, &this.module, &this.options)?;
             info!(
                 function = %this.name(),
                 replica_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -253,6 +295,7 @@ impl CompiledFunction {
             );
             Ok(Engine {
                 compiled,
+                host,
                 warm: None,
             })
         })
@@ -287,12 +330,13 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Compiles the module with the manifest's sandbox settings.
+/// Compiles the module with the manifest's sandbox settings and our host functions (outbound
+/// HTTP, logging), bound to a new call state.
 fn build(
     manifest: &Manifest,
     module: &Bytes,
     options: &CompileOptions,
-) -> Result<CompiledPlugin, Error> {
+) -> Result<(CompiledPlugin, CallHandle), Error> {
     let is_binary = module.starts_with(b"\0asm");
     let is_text = module.trim_ascii_start().starts_with(b"(");
     if !is_binary && !is_text {
@@ -304,8 +348,7 @@ fn build(
     let pages = manifest.memory_limit.div_ceil(WASM_PAGE) as u32;
     let mut plugin_manifest = extism::Manifest::new([extism::Wasm::data(module.to_vec())])
         .with_memory_max(pages)
-        .with_config(manifest.config.iter())
-        .with_allowed_hosts(manifest.allowed_hosts.iter().cloned());
+        .with_config(manifest.config.iter());
     if !manifest.allowed_paths.is_empty() {
         plugin_manifest = plugin_manifest.with_allowed_paths(
             manifest
@@ -314,7 +357,15 @@ fn build(
                 .map(|(host, guest)| (host.clone(), PathBuf::from(guest))),
         );
     }
-    let mut builder = PluginBuilder::new(plugin_manifest).with_wasi(manifest.wasi);
+    let host = CallHandle::new(
+        &manifest.name,
+        &manifest.allowed_hosts,
+        manifest.max_http_response_bytes,
+        options.egress.clone(),
+    );
+    let mut builder = PluginBuilder::new(plugin_manifest)
+        .with_wasi(manifest.wasi)
+        .with_functions(host.functions());
     builder = match &options.cache_config {
         Some(config) => builder.with_cache_config(config),
         None => builder.with_cache_disabled(),
@@ -322,13 +373,14 @@ fn build(
     if let Some(fuel) = manifest.fuel {
         builder = builder.with_fuel_limit(fuel);
     }
-    builder.compile().map_err(|error| Error::ModuleInvalid {
+    let compiled = builder.compile().map_err(|error| Error::ModuleInvalid {
         function: manifest.name.clone(),
         reason: format!(
             "does not compile: {}",
             one_line(&error.root_cause().to_string())
         ),
-    })
+    })?;
+    Ok((compiled, host))
 }
 
 fn instantiate(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {

@@ -13,6 +13,7 @@
 //! allowed_paths: {}            # WASI only: host dir -> guest dir ("ro:" prefix for read-only)
 //! fuel: 100000000              # optional instruction budget per call
 //! allowed_hosts: []            # outbound HTTP allow-list
+//! max_http_response_bytes: 16MiB  # largest outbound HTTP response read
 //! config: {greeting: hi}       # string map, read by the plugin as Extism config
 //! build: {command: cargo, args: [...], watch: [...], output: target/.../hello.wasm}
 //! hooks: [{type: http, method: GET, path: /hello/{name}}, ...]
@@ -32,6 +33,8 @@ pub const MANIFEST_FILE: &str = "manifest.yaml";
 
 const DEFAULT_ENTRYPOINT: &str = "handle";
 const DEFAULT_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
+const DEFAULT_MAX_HTTP_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_MAX_HTTP_RESPONSE_BYTES: u64 = 1024 * 1024 * 1024;
 const MIN_MEMORY_LIMIT: u64 = 1024 * 1024;
 const MAX_MEMORY_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
 const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -237,6 +240,7 @@ struct RawManifest {
     fuel: Option<u64>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
+    max_http_response_bytes: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, serde_yaml::Value>,
     build: Option<Build>,
@@ -260,6 +264,8 @@ pub struct Manifest {
     pub allowed_paths: BTreeMap<String, String>,
     pub fuel: Option<u64>,
     pub allowed_hosts: Vec<String>,
+    /// The largest outbound HTTP response body a call may read.
+    pub max_http_response_bytes: u64,
     pub config: BTreeMap<String, String>,
     pub build: Option<Build>,
     pub hooks: Vec<Hook>,
@@ -486,6 +492,22 @@ impl Manifest {
                 .map_err(|reason| error(&format!("allowed_hosts[{index}]"), reason))?;
         }
 
+        let max_http_response_bytes = match raw.max_http_response_bytes {
+            Some(text) => {
+                let limit = parse_size(&text).map_err(|reason| {
+                    error("max_http_response_bytes", format!("`{text}`: {reason}"))
+                })?;
+                if !(1..=MAX_MAX_HTTP_RESPONSE_BYTES).contains(&limit) {
+                    return Err(error(
+                        "max_http_response_bytes",
+                        format!("`{text}` must be more than 0 and at most 1GiB"),
+                    ));
+                }
+                limit
+            }
+            None => DEFAULT_MAX_HTTP_RESPONSE_BYTES,
+        };
+
         let mut config = BTreeMap::new();
         for (key, value) in raw.config {
             let value = match value {
@@ -529,6 +551,7 @@ impl Manifest {
             allowed_paths: raw.allowed_paths,
             fuel: raw.fuel,
             allowed_hosts: raw.allowed_hosts,
+            max_http_response_bytes,
             config,
             build: raw.build,
             hooks: raw.hooks,
@@ -660,6 +683,7 @@ wasi: true
 allowed_paths: {"ro:/data": /data}
 fuel: 100000000
 allowed_hosts: [api.example.com, "*.example.org"]
+max_http_response_bytes: 1MiB
 config: {greeting: hi, retries: 3}
 build:
   command: cargo
@@ -699,6 +723,7 @@ hooks:
         assert_eq!(manifest.memory_limit, 32 * 1024 * 1024);
         assert_eq!(manifest.instance, InstanceMode::Fresh);
         assert_eq!(manifest.config["retries"], "3");
+        assert_eq!(manifest.max_http_response_bytes, 1024 * 1024);
         assert_eq!(manifest.hooks.len(), 8);
         assert_eq!(manifest.hooks[3].entrypoint(), Some("on_job"));
         assert!(manifest.sha256.unwrap().starts_with("3b7f"));

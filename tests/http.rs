@@ -12,7 +12,12 @@ fn example_functions_answer_as_make_run_serves_them() {
     let lambda = Lambda::start(&Path::new(ROOT).join("functions"), &[]);
 
     let (status, content_type, body) = lambda.url("GET", "/hello/world", None);
-    assert_eq!((status, body.as_str()), (200, "Hello, world!\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Hello, world!\n"),
+        "{}",
+        lambda.logs()
+    );
     assert!(content_type.starts_with("text/plain"), "{content_type}");
 
     assert_eq!(

@@ -79,15 +79,14 @@ fn headers(single: &HeaderMap, multi: &HeaderMap) -> BTreeMap<String, String> {
 
 fn query(single: &QueryMap, multi: &QueryMap) -> BTreeMap<String, String> {
     let source = if multi.is_empty() { single } else { multi };
-    let mut query = BTreeMap::new();
-    for (name, _) in source.iter() {
-        if query.contains_key(name) {
-            continue;
-        }
-        let values = source.all(name).unwrap_or_default();
-        query.insert(name.to_string(), values.join(","));
-    }
-    query
+    // QueryMap's own iterator panics on a parameter without values (`{"tag": []}`): read the
+    // map through serde instead.
+    let all: BTreeMap<String, Vec<String>> = serde_json::to_value(source)
+        .and_then(serde_json::from_value)
+        .unwrap_or_default();
+    all.into_iter()
+        .map(|(name, values)| (name, values.join(",")))
+        .collect()
 }
 
 fn from_v1(request: ApiGatewayProxyRequest) -> HttpRequest {

@@ -150,6 +150,22 @@ mod tests {
     }
 
     #[test]
+    fn a_query_parameter_without_values_is_empty_not_a_panic() {
+        let path = format!(
+            "{}/tests/fixtures/events/apigw-v1-get-hello.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut event: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        event["multiValueQueryStringParameters"] = json!({"tag": [], "n": ["1", "2"]});
+        let Event::Http(request) = Event::classify(&event).unwrap() else {
+            panic!("not http")
+        };
+        assert_eq!(request.query["tag"], "");
+        assert_eq!(request.query["n"], "1,2");
+    }
+
+    #[test]
     fn v2_strips_a_named_stage() {
         let event = json!({
             "version": "2.0", "routeKey": "$default", "rawPath": "/prod/hello/ada",

@@ -179,8 +179,15 @@ impl Lambda {
             bootstrap,
             agent,
         };
+        // Init is over when the catalog is loaded (or the store found unavailable). Above
+        // info nothing says so; invocations then simply queue until the bootstrap is ready.
+        let quiet = env.iter().any(|(name, value)| {
+            *name == "AWS_LAMBDA_LOG_LEVEL"
+                && matches!(value.to_ascii_uppercase().as_str(), "WARN" | "ERROR")
+        });
         let started = Instant::now();
-        while !lambda.logs().contains("catalog loaded")
+        while !quiet
+            && !lambda.logs().contains("catalog loaded")
             && !lambda.logs().contains("unavailable at init")
         {
             assert!(
@@ -237,6 +244,17 @@ impl Lambda {
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_string().unwrap();
         (status, content_type, body)
+    }
+
+    /// The bootstrap's resident memory, in KiB.
+    pub fn bootstrap_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.bootstrap.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
     }
 
     /// Everything the bootstrap logged so far, without colours.
@@ -490,6 +508,85 @@ pub fn built_function(name: &str) -> PathBuf {
     path
 }
 
+/// The sandbox tests' attack plugin, built by `make plugins` (make test does).
+pub fn hostile_wasm() -> Vec<u8> {
+    let path =
+        Path::new(ROOT).join("tests/plugins/hostile/target/wasm32-wasip1/release/hostile.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: run `make plugins` (make test does)",
+            path.display()
+        )
+    })
+}
+
+/// A plain HTTP server on a free loopback port, the destination of outbound-HTTP tests:
+/// - `/hello`: 200 `hello from upstream`, with an `x-upstream` header;
+/// - `/redirect?to=<url>`: 302 to `<url>`;
+/// - `/endless`: 200, a body that never ends;
+/// - `/slow`: 200 after 10 s.
+pub struct Upstream {
+    pub port: u16,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let port = free_port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                std::thread::spawn(move || Upstream::serve(stream));
+            }
+        });
+        Upstream { port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn serve(mut stream: TcpStream) {
+        use std::io::Write;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let respond = |stream: &mut TcpStream, status: &str, headers: &str, body: &str| {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        };
+        if let Some(to) = target.strip_prefix("/redirect?to=") {
+            respond(&mut stream, "302 Found", &format!("location: {to}\r\n"), "");
+        } else if target == "/endless" {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
+            let chunk = vec![b'z'; 64 * 1024];
+            while stream.write_all(&chunk).is_ok() {}
+        } else if target == "/slow" {
+            std::thread::sleep(Duration::from_secs(10));
+            respond(&mut stream, "200 OK", "", "finally");
+        } else if target == "/hello" {
+            respond(
+                &mut stream,
+                "200 OK",
+                "x-upstream: yes\r\n",
+                "hello from upstream",
+            );
+        } else {
+            respond(&mut stream, "404 Not Found", "", "no such path");
+        }
+    }
+}
+
 /// `count_vowels.wasm`, the plugin shipped inside the `extism-pdk` crate package: a plugin
 /// built elsewhere, which must run unchanged.
 pub fn count_vowels_wasm() -> PathBuf {
@@ -548,6 +645,15 @@ impl Store {
             name,
             &format!("name: {name}\nruntime: wasm\n{extra}"),
             Some(&module),
+        )
+    }
+
+    /// Adds a function running `module` with `extra` manifest lines.
+    pub fn add_module(&self, name: &str, module: &[u8], extra: &str) -> &Store {
+        self.add(
+            name,
+            &format!("name: {name}\nruntime: wasm\n{extra}"),
+            Some(module),
         )
     }
 

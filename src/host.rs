@@ -1,0 +1,246 @@
+//! The host functions a plugin calls, defined in `extism:host/env` in place of Extism's own:
+//!
+//! - `http_request`, `http_status_code`, `http_headers`: outbound HTTP through the egress policy
+//!   (`egress.rs`). A refused or failed request does not trap the plugin: it answers like a proxy
+//!   would (403 refused, 502 failed or too large, 504 timed out) with a JSON body
+//!   `{"error", "url"}` and an `x-wasm-lambda-error` header, and the refusal is logged.
+//! - `log_error` ... `log_trace`: the message reaches the Lambda log as a `tracing` event with the
+//!   function's name and the invocation's request id.
+//!
+//! Each engine (Extism `CompiledPlugin`) has its own [`CallState`], and an engine runs one call at
+//! a time, so the state always describes the call in progress.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use extism::{CurrentPlugin, Function, PTR, UserData, Val, ValType};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::level_filters::LevelFilter;
+use tracing::{Level, warn};
+
+use crate::egress::{self, EgressPolicy};
+
+/// The namespace of Extism's own host functions.
+const ENV: &str = "extism:host/env";
+
+/// What the host functions of one engine know about the call running on it.
+#[derive(Debug)]
+pub struct CallState {
+    function: String,
+    allowed_hosts: Vec<String>,
+    max_http_response_bytes: u64,
+    egress: EgressPolicy,
+    /// Set before each call.
+    request_id: String,
+    deadline: Instant,
+    /// The last HTTP response, for `http_status_code` and `http_headers`.
+    status: u16,
+    headers: BTreeMap<String, String>,
+}
+
+/// A handle on one engine's [`CallState`].
+#[derive(Clone)]
+pub struct CallHandle(UserData<CallState>);
+
+impl CallHandle {
+    pub fn new(
+        function: &str,
+        allowed_hosts: &[String],
+        max_http_response_bytes: u64,
+        egress: EgressPolicy,
+    ) -> CallHandle {
+        CallHandle(UserData::new(CallState {
+            function: function.to_string(),
+            allowed_hosts: allowed_hosts.to_vec(),
+            max_http_response_bytes,
+            egress,
+            request_id: String::new(),
+            deadline: Instant::now(),
+            status: 0,
+            headers: BTreeMap::new(),
+        }))
+    }
+
+    /// Records the call about to run: its request id and when it must end.
+    pub fn begin(&self, request_id: &str, deadline: Instant) {
+        let state = self.inner();
+        let mut state = lock(&state);
+        state.request_id = request_id.to_string();
+        state.deadline = deadline;
+        state.status = 0;
+        state.headers.clear();
+    }
+
+    fn inner(&self) -> Arc<Mutex<CallState>> {
+        self.0
+            .get()
+            .expect("host state is created in Rust, never from C")
+    }
+
+    /// The host functions, bound to this state.
+    pub fn functions(&self) -> Vec<Function> {
+        let mut functions = vec![
+            Function::new(
+                "http_request",
+                [PTR, PTR],
+                [PTR],
+                self.0.clone(),
+                http_request,
+            ),
+            Function::new(
+                "http_status_code",
+                [],
+                [ValType::I32],
+                self.0.clone(),
+                |_, _, outputs, state| {
+                    outputs[0] = Val::I32(i32::from(lock(&*state.get()?).status));
+                    Ok(())
+                },
+            ),
+            Function::new("http_headers", [], [PTR], self.0.clone(), http_headers),
+        ];
+        for (name, level) in [
+            ("log_error", Level::ERROR),
+            ("log_warn", Level::WARN),
+            ("log_info", Level::INFO),
+            ("log_debug", Level::DEBUG),
+            ("log_trace", Level::TRACE),
+        ] {
+            functions.push(Function::new(
+                name,
+                [PTR],
+                [],
+                self.0.clone(),
+                move |plugin, inputs, _, state| log(level, plugin, inputs, &state),
+            ));
+        }
+        functions
+            .into_iter()
+            .map(|function| function.with_namespace(ENV))
+            .collect()
+    }
+}
+
+/// A poisoned lock still holds usable state: a panic in one host call must not wedge the engine.
+fn lock(state: &Mutex<CallState>) -> MutexGuard<'_, CallState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `extism_manifest::HttpRequest`, as the PDK sends it.
+#[derive(Deserialize)]
+struct HttpRequest {
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    method: Option<String>,
+}
+
+/// Reads and frees the memory block at `value` (0: none). The host owns the blocks the PDK passes.
+fn take_bytes(plugin: &mut CurrentPlugin, value: &Val) -> Result<Option<Vec<u8>>, extism::Error> {
+    if value.i64() == Some(0) {
+        return Ok(None);
+    }
+    let Some(handle) = plugin.memory_from_val(value) else {
+        anyhow::bail!("invalid memory offset {value:?}");
+    };
+    let bytes = plugin.memory_bytes(handle)?.to_vec();
+    plugin.memory_free(handle)?;
+    Ok(Some(bytes))
+}
+
+fn http_request(
+    plugin: &mut CurrentPlugin,
+    inputs: &[Val],
+    outputs: &mut [Val],
+    state: UserData<CallState>,
+) -> Result<(), extism::Error> {
+    let Some(request) = take_bytes(plugin, &inputs[0])? else {
+        anyhow::bail!("http_request: no request given");
+    };
+    let request: HttpRequest = serde_json::from_slice(&request)
+        .map_err(|error| anyhow::anyhow!("http_request: the request is not valid: {error}"))?;
+    let body = take_bytes(plugin, &inputs[1])?;
+
+    let state = state.get()?;
+    let mut state = lock(&state);
+    let url = request.url.clone();
+    let outbound = egress::Request {
+        method: request.method.unwrap_or_else(|| "GET".to_string()),
+        url: request.url,
+        headers: request.headers,
+        body,
+    };
+    let result = state.egress.fetch(
+        outbound,
+        &state.allowed_hosts,
+        state.deadline,
+        state.max_http_response_bytes,
+    );
+    let (status, headers, body) = match result {
+        Ok(response) => (response.status, response.headers, response.body),
+        Err(error) => {
+            warn!(
+                function = %state.function,
+                request_id = %state.request_id,
+                %url,
+                %error,
+                "outbound HTTP request {}",
+                if error.status() == 403 { "refused" } else { "failed" }
+            );
+            let headers = BTreeMap::from([
+                ("content-type".to_string(), "application/json".to_string()),
+                ("x-wasm-lambda-error".to_string(), error.kind().to_string()),
+            ]);
+            let body = json!({"error": error.to_string(), "url": url});
+            (error.status(), headers, body.to_string().into_bytes())
+        }
+    };
+    state.status = status;
+    state.headers = headers;
+    drop(state);
+    let handle = plugin.memory_new(body.as_slice())?;
+    outputs[0] = plugin.memory_to_val(handle);
+    Ok(())
+}
+
+fn http_headers(
+    plugin: &mut CurrentPlugin,
+    _inputs: &[Val],
+    outputs: &mut [Val],
+    state: UserData<CallState>,
+) -> Result<(), extism::Error> {
+    let headers = serde_json::to_string(&lock(&*state.get()?).headers)?;
+    let handle = plugin.memory_new(headers.as_str())?;
+    outputs[0] = plugin.memory_to_val(handle);
+    Ok(())
+}
+
+fn log(
+    level: Level,
+    plugin: &mut CurrentPlugin,
+    inputs: &[Val],
+    state: &UserData<CallState>,
+) -> Result<(), extism::Error> {
+    let Some(message) = take_bytes(plugin, &inputs[0])? else {
+        return Ok(());
+    };
+    if level > LevelFilter::current() {
+        return Ok(());
+    }
+    let message = String::from_utf8_lossy(&message);
+    let state = state.get()?;
+    let state = lock(&state);
+    let (function, request_id) = (&state.function, &state.request_id);
+    match level {
+        Level::ERROR => tracing::error!(%function, %request_id, "{message}"),
+        Level::WARN => tracing::warn!(%function, %request_id, "{message}"),
+        Level::INFO => tracing::info!(%function, %request_id, "{message}"),
+        Level::DEBUG => tracing::debug!(%function, %request_id, "{message}"),
+        Level::TRACE => tracing::trace!(%function, %request_id, "{message}"),
+    }
+    Ok(())
+}
