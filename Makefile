@@ -2,7 +2,7 @@
 # install what they need (wasm target, a project-local virtualenv with cargo-lambda and an
 # S3-compatible server) and start what they need.
 
-.PHONY: all build functions plugins run test lint fmt tools clean
+.PHONY: all build functions plugins run test template sam-build lint fmt tools clean
 
 VENV        := .venv
 TOOLS_STAMP := $(VENV)/.tools-installed
@@ -43,13 +43,31 @@ plugins: tools
 		(cd $$dir && cargo build --quiet --release --target $(WASI_TARGET)) || exit 1; \
 	done
 
-# The bootstrap under cargo-lambda's Runtime API emulator, on the local function store:
+# The bootstrap under cargo-lambda's Runtime API emulator, on the local function store, while
+# `wasm-lambda build --watch` rebuilds each function whose sources change: the next request runs
+# the new module, nothing restarts (.cargolambdaignore keeps functions/ out of cargo-lambda's watch).
 #   curl http://localhost:9000/lambda-url/bootstrap/hello/world
 run: functions
+	cargo build --bin wasm-lambda
+	@trap 'kill 0' INT TERM EXIT; \
+	target/debug/wasm-lambda build --watch functions & \
 	cargo lambda watch --bin bootstrap -A 127.0.0.1 -P $(PORT) \
 		--env-var FUNCTIONS_DIR=$(CURDIR)/functions
 
-test: functions plugins
+# The SAM template: lint it offline.
+template: tools
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
+
+# What `sam build` makes for Lambda: the arm64 bootstrap (release build, cross-compiled with zig).
+sam-build: tools
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam build --beta-features
+	@python3 -c "import sys; h = open(sys.argv[1], 'rb').read(20); \
+		ok = h[:4] == b'\x7fELF' and int.from_bytes(h[18:20], 'little') == 183; \
+		print('arm64 bootstrap:' if ok else 'not an arm64 executable:', sys.argv[1]); \
+		sys.exit(0 if ok else 1)" \
+		.aws-sam/build/Bootstrap/bootstrap
+
+test: functions plugins template
 	cargo test --all-targets
 	cargo test --doc
 

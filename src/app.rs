@@ -2,6 +2,7 @@
 //!
 //! event -> classify -> route -> catalog (manifest) -> plugin cache (compiled) -> call -> shape.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,6 +82,8 @@ impl Budget {
 /// Everything an invocation needs, built once at init and shared by every invocation.
 pub struct Adapter {
     catalog: Catalog,
+    /// `SOURCE_NAMES`: deployed resource -> the name hooks use for it.
+    source_names: BTreeMap<String, String>,
     deadline_margin: Duration,
     warned_no_deadline: AtomicBool,
 }
@@ -100,7 +103,13 @@ impl Adapter {
 
     /// Builds the store, cache and catalog, loads the catalog and compiles `PREWARM` functions.
     pub async fn init(config: Config) -> anyhow::Result<Adapter> {
-        let store: Arc<dyn FunctionStore> = match &config.store {
+        let store = Adapter::store_for(&config).await?;
+        Adapter::with_store(config, store).await
+    }
+
+    /// The function store `config` names.
+    pub async fn store_for(config: &Config) -> anyhow::Result<Arc<dyn FunctionStore>> {
+        Ok(match &config.store {
             StoreLocation::Directory(dir) => {
                 if !dir.is_dir() {
                     anyhow::bail!(
@@ -113,7 +122,14 @@ impl Adapter {
             StoreLocation::S3 { bucket, prefix } => {
                 Arc::new(S3Store::from_env(bucket, prefix).await)
             }
-        };
+        })
+    }
+
+    /// Like [`Adapter::init`], over `store`.
+    pub async fn with_store(
+        config: Config,
+        store: Arc<dyn FunctionStore>,
+    ) -> anyhow::Result<Adapter> {
         let egress = EgressPolicy::new(config.allow_private_egress, config.runtime_api.as_deref());
         if egress.allows_private() {
             warn!(
@@ -127,6 +143,7 @@ impl Adapter {
         let plugins = PluginCache::new(config.cache_max_bytes, options);
         let adapter = Adapter {
             catalog: Catalog::new(store, config.revalidate_after, plugins),
+            source_names: config.source_names.clone(),
             deadline_margin: config.deadline_margin,
             warned_no_deadline: AtomicBool::new(false),
         };
@@ -369,7 +386,14 @@ impl Adapter {
         context: &Context,
         budget: Budget,
     ) -> Result<(), Error> {
-        let routes = snapshot.routes.match_record(&record.source);
+        // A deployed resource routes under the name the hooks use for it.
+        let named = self
+            .source_names
+            .get(record.source.resource())
+            .map(|name| record.source.renamed(name));
+        let routes = snapshot
+            .routes
+            .match_record(named.as_ref().unwrap_or(&record.source));
         if routes.is_empty() {
             let error = Error::NotHooked {
                 record: record.describe(),

@@ -10,9 +10,11 @@
 //! | `DEADLINE_MARGIN` | `50ms` | time kept back from the Lambda deadline |
 //! | `PREWARM` | unset | comma list of functions (or `*`) compiled during init |
 //! | `ALLOW_PRIVATE_EGRESS` | `false` | local development only: functions may call private addresses |
+//! | `SOURCE_NAMES` | unset | `name=resource,...`: the deployed resource each hook name stands for |
 //!
 //! A bad value is an error naming the variable and the value, never a silent default.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ pub const ENV_REVALIDATE_AFTER: &str = "REVALIDATE_AFTER";
 pub const ENV_DEADLINE_MARGIN: &str = "DEADLINE_MARGIN";
 pub const ENV_PREWARM: &str = "PREWARM";
 pub const ENV_ALLOW_PRIVATE_EGRESS: &str = "ALLOW_PRIVATE_EGRESS";
+pub const ENV_SOURCE_NAMES: &str = "SOURCE_NAMES";
 pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 
@@ -59,6 +62,9 @@ pub struct Config {
     pub allow_private_egress: bool,
     /// `AWS_LAMBDA_RUNTIME_API`, which functions may never reach.
     pub runtime_api: Option<String>,
+    /// The name hooks use for each deployed resource (bucket, queue, table, ...): a record from
+    /// resource `physical` routes as if from `names[physical]`.
+    pub source_names: BTreeMap<String, String>,
 }
 
 /// A variable whose value cannot be used.
@@ -166,6 +172,30 @@ impl Config {
             },
         };
 
+        let mut source_names = BTreeMap::new();
+        if let Some(value) = get(ENV_SOURCE_NAMES) {
+            for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let Some((name, resource)) = pair
+                    .split_once('=')
+                    .map(|(n, r)| (n.trim(), r.trim()))
+                    .filter(|(n, r)| !n.is_empty() && !r.is_empty())
+                else {
+                    return Err(invalid(
+                        ENV_SOURCE_NAMES,
+                        &value,
+                        format!("`{pair}` is not name=resource"),
+                    ));
+                };
+                if let Some(other) = source_names.insert(resource.to_string(), name.to_string()) {
+                    return Err(invalid(
+                        ENV_SOURCE_NAMES,
+                        &value,
+                        format!("`{resource}` is named twice (`{other}` and `{name}`)"),
+                    ));
+                }
+            }
+        }
+
         Ok(Config {
             store,
             cache_max_bytes,
@@ -174,6 +204,7 @@ impl Config {
             prewarm,
             allow_private_egress,
             runtime_api: get(ENV_RUNTIME_API),
+            source_names,
         })
     }
 }
@@ -274,6 +305,24 @@ mod tests {
                 .to_string()
                 .contains("`Bad Name` is not a function name")
         );
+    }
+
+    #[test]
+    fn source_names_map_deployed_resources_to_hook_names() {
+        let config =
+            config(&[("SOURCE_NAMES", "uploads=stack-uploads-123, jobs=stack-jobs")]).unwrap();
+        assert_eq!(config.source_names["stack-uploads-123"], "uploads");
+        assert_eq!(config.source_names["stack-jobs"], "jobs");
+        let error = config_error("uploads");
+        assert!(error.contains("`uploads` is not name=resource"), "{error}");
+        let error = config_error("a=x,b=x");
+        assert!(error.contains("`x` is named twice"), "{error}");
+    }
+
+    fn config_error(source_names: &str) -> String {
+        config(&[("SOURCE_NAMES", source_names)])
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

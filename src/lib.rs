@@ -28,6 +28,7 @@
 pub mod app;
 pub mod cache;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod egress;

@@ -205,6 +205,21 @@ impl Hook {
         }
     }
 
+    /// The resource a record hook names: bucket, queue, topic, table, stream, rule or event
+    /// source; `None` for HTTP.
+    pub fn resource(&self) -> Option<&str> {
+        Some(match self {
+            Hook::Http(_) => return None,
+            Hook::Database(h) => &h.source,
+            Hook::S3(h) => &h.bucket,
+            Hook::Sqs(h) => &h.queue,
+            Hook::Sns(h) => &h.topic,
+            Hook::Stream(h) => &h.stream,
+            Hook::Schedule(h) => &h.rule,
+            Hook::Event(h) => &h.source,
+        })
+    }
+
     /// The hook's own entrypoint, if it overrides the manifest's.
     pub fn entrypoint(&self) -> Option<&str> {
         match self {
@@ -216,6 +231,43 @@ impl Hook {
             Hook::Stream(h) => h.entrypoint.as_deref(),
             Hook::Schedule(h) => h.entrypoint.as_deref(),
             Hook::Event(h) => h.entrypoint.as_deref(),
+        }
+    }
+}
+
+impl std::fmt::Display for Hook {
+    /// What the hook matches: `GET /hello/{name}`, `queue jobs`, `table users, insert`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |values: &Option<OneOrMany>, all: &str| {
+            values
+                .as_ref()
+                .map(|v| v.to_vec().join(","))
+                .unwrap_or_else(|| all.to_string())
+        };
+        match self {
+            Hook::Http(h) => write!(f, "{} {}", list(&h.method, "ANY"), h.path),
+            Hook::Database(h) => write!(f, "table {}, {}", h.source, list(&h.action, "any action")),
+            Hook::S3(h) => {
+                write!(f, "bucket {}", h.bucket)?;
+                if let Some(prefix) = &h.prefix {
+                    write!(f, ", prefix {prefix}")?;
+                }
+                if let Some(suffix) = &h.suffix {
+                    write!(f, ", suffix {suffix}")?;
+                }
+                match &h.events {
+                    Some(events) => write!(f, ", {}", events.join(",")),
+                    None => write!(f, ", any event"),
+                }
+            }
+            Hook::Sqs(h) => write!(f, "queue {}", h.queue),
+            Hook::Sns(h) => write!(f, "topic {}", h.topic),
+            Hook::Stream(h) => write!(f, "stream {}", h.stream),
+            Hook::Schedule(h) => write!(f, "rule {}", h.rule),
+            Hook::Event(h) => match &h.detail_type {
+                Some(detail_type) => write!(f, "source {}, {detail_type}", h.source),
+                None => write!(f, "source {}", h.source),
+            },
         }
     }
 }

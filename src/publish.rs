@@ -14,7 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::store::{FunctionStore, S3Store, StoreError, Version};
+use crate::store::{FunctionStore, S3Store, StoreError, Version, function_dirs, read_manifest};
 
 /// Where functions are published.
 #[derive(Debug, Clone)]
@@ -47,23 +47,11 @@ pub fn discover(dirs: &[PathBuf]) -> Result<Vec<LocalFunction>, Vec<String>> {
     let mut found = Vec::new();
     let mut problems = Vec::new();
     for dir in dirs {
-        let candidates: Vec<PathBuf> = if dir.join(MANIFEST_FILE).is_file() {
-            vec![dir.clone()]
-        } else {
-            match std::fs::read_dir(dir) {
-                Ok(entries) => {
-                    let mut subdirs: Vec<PathBuf> = entries
-                        .filter_map(Result::ok)
-                        .map(|entry| entry.path())
-                        .filter(|path| path.join(MANIFEST_FILE).is_file())
-                        .collect();
-                    subdirs.sort();
-                    subdirs
-                }
-                Err(error) => {
-                    problems.push(format!("{}: {error}", dir.display()));
-                    continue;
-                }
+        let candidates = match function_dirs(dir) {
+            Ok(candidates) => candidates,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
             }
         };
         if candidates.is_empty() {
@@ -87,11 +75,8 @@ pub fn discover(dirs: &[PathBuf]) -> Result<Vec<LocalFunction>, Vec<String>> {
 }
 
 fn load(dir: &Path) -> Result<LocalFunction, String> {
+    let (manifest, text) = read_manifest(dir)?;
     let file = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let directory_name = dir.file_name().and_then(|n| n.to_str());
-    let manifest = Manifest::parse(&text, &file.display().to_string(), directory_name)
-        .map_err(|e| e.to_string())?;
     let module = dir.join(&manifest.module);
     if !module.is_file() {
         return Err(format!(

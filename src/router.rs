@@ -139,20 +139,6 @@ impl RecordFilter {
     }
 }
 
-/// The resource a record hook names.
-fn hook_resource(hook: &Hook) -> Option<&str> {
-    Some(match hook {
-        Hook::Http(_) => return None,
-        Hook::Database(h) => &h.source,
-        Hook::S3(h) => &h.bucket,
-        Hook::Sqs(h) => &h.queue,
-        Hook::Sns(h) => &h.topic,
-        Hook::Stream(h) => &h.stream,
-        Hook::Schedule(h) => &h.rule,
-        Hook::Event(h) => &h.source,
-    })
-}
-
 /// All routes of all functions.
 #[derive(Debug, Default)]
 pub struct RouteTable {
@@ -221,7 +207,7 @@ impl RouteTable {
                     .entrypoint()
                     .unwrap_or(&manifest.entrypoint)
                     .to_string();
-                if let Some(resource) = hook_resource(hook) {
+                if let Some(resource) = hook.resource() {
                     table
                         .records
                         .entry(hook.kind())

@@ -280,3 +280,37 @@ fn records_the_deadline_leaves_no_time_for_are_reported_failed() {
     // The next invocation is healthy.
     assert_eq!(lambda.invoke(&event("sqs-batch.json")), failures(&[]));
 }
+
+#[test]
+fn deployed_resources_route_under_the_names_hooks_use() {
+    let store = store();
+    let lambda = Lambda::start(
+        store.path(),
+        &[
+            ("RUST_LOG", "info,wasm_lambda=debug"),
+            (
+                "SOURCE_NAMES",
+                "jobs=prod-stack-JobsQueue-1A2B3C,uploads=prod-uploads-123456789012",
+            ),
+        ],
+    );
+
+    let mut batch = event("sqs-batch.json");
+    for record in batch["Records"].as_array_mut().unwrap() {
+        record["eventSourceARN"] =
+            json!("arn:aws:sqs:us-east-1:123456789012:prod-stack-JobsQueue-1A2B3C");
+    }
+    assert_eq!(lambda.invoke(&batch), failures(&[]));
+    // The function sees the real queue.
+    let jobs = delivered(&lambda, "job-worker", 3);
+    assert!(
+        jobs[0].contains(r#""queue":"prod-stack-JobsQueue-1A2B3C""#),
+        "{}",
+        jobs[0]
+    );
+
+    let mut upload = event("s3-put-encoded-key.json");
+    upload["Records"][0]["s3"]["bucket"]["name"] = json!("prod-uploads-123456789012");
+    assert_eq!(lambda.invoke(&upload), Value::Null);
+    delivered(&lambda, "on-upload", 1);
+}

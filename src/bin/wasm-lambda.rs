@@ -1,23 +1,24 @@
-//! `wasm-lambda`: the developer CLI.
-
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+//! `wasm-lambda`: the developer CLI. The commands' work is in `wasm_lambda::cli`.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
-use wasm_lambda::cache::PluginCache;
-use wasm_lambda::catalog::Catalog;
-use wasm_lambda::invoke::CompileOptions;
-use wasm_lambda::publish::Target;
-use wasm_lambda::store::{DirStore, client_from_env};
+use serde_json::Value;
+use wasm_lambda::cli::{self, Invocation};
+use wasm_lambda::config::{Config, StoreLocation, parse_duration};
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 the command ran and found problems or failed; \
+                          2 bad usage, or input that could not be read.";
 
 #[derive(Parser)]
-#[command(version, about = "Develop WebAssembly functions for wasm-lambda")]
+#[command(
+    version,
+    about = "Develop, check and publish WebAssembly functions for wasm-lambda",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,13 +26,69 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check every manifest in a function directory and that each module exists and compiles.
+    /// Check a function directory: every manifest, module, entrypoint, route, and every hook
+    /// against the SAM template. Reports all problems at once.
+    #[command(after_help = EXIT_CODES)]
     Validate {
-        /// The function store directory.
+        /// The function directory.
+        #[arg(default_value = "functions")]
+        dir: PathBuf,
+        /// The SAM template whose event sources must deliver the hooks [default: template.yaml,
+        /// when it exists].
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// Do not check hooks against a template.
+        #[arg(long, conflicts_with = "template")]
+        no_template: bool,
+    },
+    /// Build every function (each manifest's `build`) and check its output exists; with
+    /// --watch, rebuild a function whenever a file matching its `watch` globs changes.
+    #[command(after_help = EXIT_CODES)]
+    Build {
+        /// A function directory, or a directory of them.
+        #[arg(default_value = "functions")]
+        dir: PathBuf,
+        /// Keep running and rebuild on changes.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Run a function locally, on the same code path as the bootstrap, without Lambda. Prints the
+    /// answer on stdout and the logs on stderr.
+    #[command(after_help = EXIT_CODES)]
+    Invoke {
+        /// The function.
+        name: String,
+        /// Invoke it directly with this JSON input.
+        #[arg(long, conflicts_with = "event")]
+        input: Option<String>,
+        /// Send it this event file (API Gateway, SQS, S3, ...), routed as in Lambda.
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// The function directory.
+        #[arg(long, env = "FUNCTIONS_DIR", default_value = "functions")]
+        dir: PathBuf,
+        /// The Lambda timeout to run with.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Print the routing table: each hook, what it matches, its function and entrypoint.
+    #[command(after_help = EXIT_CODES)]
+    Routes {
+        /// The function directory.
         #[arg(default_value = "functions")]
         dir: PathBuf,
     },
+    /// Create a Rust function crate with its manifest, ready to build and validate.
+    #[command(after_help = EXIT_CODES)]
+    New {
+        /// The function's name.
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = "functions")]
+        dir: PathBuf,
+    },
     /// Publish functions to an S3 store: each module content-addressed first, then its manifest.
+    #[command(after_help = EXIT_CODES)]
     Publish {
         /// The functions bucket.
         #[arg(long, env = "FUNCTIONS_BUCKET")]
@@ -50,136 +107,142 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Validate { dir } => validate(dir).await,
+    match Cli::parse().command {
+        Command::Validate {
+            dir,
+            template,
+            no_template,
+        } => {
+            let template = match (template, no_template) {
+                (_, true) => None,
+                (Some(template), _) => Some(template),
+                (None, _) => Some(PathBuf::from("template.yaml")).filter(|t| t.is_file()),
+            };
+            validate(&dir, template.as_deref()).await
+        }
+        Command::Build { dir, watch } if watch => finish(cli::build::watch(&dir).map(|()| true)),
+        Command::Build { dir, .. } => finish(cli::build::build_all(&dir)),
+        Command::Invoke {
+            name,
+            input,
+            event,
+            dir,
+            timeout,
+        } => invoke(&name, input, event, dir, timeout).await,
+        Command::Routes { dir } => routes(&dir).await,
+        Command::New { name, dir } => match cli::scaffold::new_function(&dir, &name) {
+            Ok(root) => {
+                println!(
+                    "created {}\nnext: wasm-lambda build {0} && wasm-lambda validate {}",
+                    root.display(),
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => usage_error(&error),
+        },
         Command::Publish {
             bucket,
             prefix,
             prune,
             dirs,
-        } => publish(bucket, prefix, prune, dirs).await,
+        } => cli::publish::publish(bucket, prefix, prune, dirs).await,
     }
 }
 
-/// Prints one line per function; exits 1 if any is unavailable.
-async fn validate(dir: PathBuf) -> ExitCode {
-    let catalog = Catalog::new(
-        Arc::new(DirStore::new(&dir)),
-        Duration::ZERO,
-        PluginCache::new(u64::MAX, CompileOptions::default()),
-    );
-    let snapshot = match catalog.snapshot(Duration::from_secs(60)).await {
-        Ok(snapshot) => snapshot,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// 0 when `outcome` says all went well, 1 when not, 2 when the input could not be read.
+fn finish(outcome: Result<bool, String>) -> ExitCode {
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => usage_error(&error),
+    }
+}
+
+/// Prints `<function>: ok` on stdout or `<function>: <problem>` on stderr, one line each.
+async fn validate(dir: &Path, template: Option<&Path>) -> ExitCode {
+    let report = match cli::validate::validate(dir, template).await {
+        Ok(report) => report,
+        Err(error) => return usage_error(&error),
     };
-    let mut failed = false;
-    for (name, reason) in &snapshot.invalid {
-        eprintln!("{name}: {reason}");
-        failed = true;
-    }
-    for (name, entry) in &snapshot.functions {
-        match catalog.compiled(entry, Duration::from_secs(60)).await {
-            Ok(_) => println!("{name}: ok"),
-            Err(error) => {
-                eprintln!("{name}: {error}");
-                failed = true;
-            }
+    for (name, problems) in &report.functions {
+        if problems.is_empty() {
+            println!("{name}: ok");
+        }
+        for problem in problems {
+            eprintln!("{name}: {problem}");
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    finish(Ok(report.ok()))
 }
 
-/// Uploads concurrently; each function's module still precedes its manifest.
-const PARALLEL_UPLOADS: usize = 16;
-
-/// Exits 0 when every function was published, 1 when any failed, 2 on bad input.
-async fn publish(bucket: String, mut prefix: String, prune: bool, dirs: Vec<PathBuf>) -> ExitCode {
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
-    let functions = match wasm_lambda::publish::discover(&dirs) {
-        Ok(functions) => functions,
-        Err(problems) => {
-            for problem in problems {
+async fn routes(dir: &Path) -> ExitCode {
+    match cli::routes(dir).await {
+        Ok((table, problems)) => {
+            print!("{table}");
+            for problem in &problems {
                 eprintln!("error: {problem}");
             }
-            eprintln!("nothing was published");
-            return ExitCode::from(2);
+            finish(Ok(problems.is_empty()))
         }
-    };
-    let target = Target { bucket, prefix };
-    let client = client_from_env().await;
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(functions.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Some(bar)
-    } else {
-        None
-    };
-    let mut results = futures::stream::iter(&functions)
-        .map(|function| target.publish(&client, function))
-        .buffer_unordered(PARALLEL_UPLOADS);
-    let mut failed = 0;
-    while let Some(result) = results.next().await {
-        let line = match &result {
-            Ok(published) => format!(
-                "published {} ({}.wasm, module {})",
-                published.name,
-                &published.digest[..12],
-                if published.uploaded {
-                    "uploaded"
-                } else {
-                    "already present"
-                }
-            ),
+        Err(error) => usage_error(&error),
+    }
+}
+
+async fn invoke(
+    name: &str,
+    input: Option<String>,
+    event: Option<PathBuf>,
+    dir: PathBuf,
+    timeout: Duration,
+) -> ExitCode {
+    // The answer goes to stdout; logs, as the bootstrap writes them, to stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .without_time()
+        .init();
+    let invocation = match (input, event) {
+        (_, Some(file)) => match std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        {
+            Ok(event) => Invocation::Event(event),
+            Err(error) => return usage_error(&format!("{}: {error}", file.display())),
+        },
+        (Some(input), None) => match serde_json::from_str(&input) {
+            Ok(input) => Invocation::Input(input),
             Err(error) => {
-                failed += 1;
-                format!("error: {error}")
+                return usage_error(&format!(
+                    "--input is not JSON ({error}); quote text as JSON: --input '\"text\"'"
+                ));
             }
-        };
-        match &progress {
-            Some(bar) => {
-                bar.println(&line);
-                bar.inc(1);
-            }
-            None if result.is_ok() => println!("{line}"),
-            None => eprintln!("{line}"),
+        },
+        (None, None) => Invocation::Input(Value::Null),
+    };
+    let mut config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return usage_error(&error.to_string()),
+    };
+    config.store = StoreLocation::Directory(dir);
+    match cli::invoke(config, name, invocation, timeout).await {
+        Ok((answer, ok)) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&answer).unwrap_or_default()
+            );
+            finish(Ok(ok))
         }
+        Err(error) => usage_error(&error),
     }
-    drop(results);
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    if failed > 0 {
-        eprintln!(
-            "{failed} of {} functions failed to publish",
-            functions.len()
-        );
-        return ExitCode::FAILURE;
-    }
-    if prune {
-        match target.prune(&client).await {
-            Ok(deleted) => {
-                for key in deleted {
-                    println!("pruned s3://{}/{key}", target.bucket);
-                }
-            }
-            Err(error) => {
-                eprintln!("error: prune: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    ExitCode::SUCCESS
 }

@@ -67,6 +67,22 @@ impl Source {
         }
     }
 
+    /// The same source under another resource name (`SOURCE_NAMES`).
+    pub fn renamed(&self, name: &str) -> Source {
+        let mut renamed = self.clone();
+        let resource = match &mut renamed {
+            Source::S3 { bucket, .. } => bucket,
+            Source::Sqs { queue } => queue,
+            Source::Sns { topic } => topic,
+            Source::Database { table, .. } => table,
+            Source::Stream { stream } => stream,
+            Source::Schedule { rule } => rule,
+            Source::Event { source, .. } => source,
+        };
+        *resource = name.to_string();
+        renamed
+    }
+
     /// The resource hooks name: bucket, queue, topic, table, stream, rule or event source.
     pub fn resource(&self) -> &str {
         match self {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use super::{FunctionStore, StoreError, Stored, Version};
-use crate::manifest::{MANIFEST_FILE, is_valid_name};
+use crate::manifest::{MANIFEST_FILE, Manifest, is_valid_name};
 
 /// Functions in a local directory. Versions are file mtime, size and inode.
 #[derive(Debug, Clone)]
@@ -35,6 +35,32 @@ impl DirStore {
             }
         }
     }
+}
+
+/// The function directories under `root`: `root` itself when it holds a manifest, else those of
+/// its subdirectories that do, sorted.
+pub fn function_dirs(root: &Path) -> Result<Vec<PathBuf>, String> {
+    if root.join(MANIFEST_FILE).is_file() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|error| format!("{}: {error}", root.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.join(MANIFEST_FILE).is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Reads and validates the manifest of the function directory `dir`: the manifest and its text.
+pub fn read_manifest(dir: &Path) -> Result<(Manifest, String), String> {
+    let file = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let directory_name = dir.file_name().and_then(|n| n.to_str());
+    let manifest = Manifest::parse(&text, &file.display().to_string(), directory_name)
+        .map_err(|e| e.to_string())?;
+    Ok((manifest, text))
 }
 
 /// mtime (ns), size and inode: editors that save by renaming get a new inode even when the

@@ -7,7 +7,7 @@
 mod dir;
 mod s3;
 
-pub use dir::DirStore;
+pub use dir::{DirStore, function_dirs, read_manifest};
 pub use s3::{S3Store, client_from_env};
 
 use bytes::Bytes;

@@ -57,23 +57,36 @@ impl Process {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = Arc::clone(&output);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    let mut output = output.lock().unwrap();
-                    output.push_str(&line);
-                    output.push('\n');
-                }
-            });
-        }
+        let output = collect(&mut child);
         Process { child, output }
     }
+}
+
+/// Collects a child's piped stdout and stderr, line by line, into one growing string.
+pub fn collect(child: &mut Child) -> Arc<Mutex<String>> {
+    let output = Arc::new(Mutex::new(String::new()));
+    let streams = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let output = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let mut output = output.lock().unwrap();
+                output.push_str(&line);
+                output.push('\n');
+            }
+        });
+    }
+    output
 }
 
 impl Drop for Process {
@@ -244,6 +257,11 @@ impl Lambda {
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_string().unwrap();
         (status, content_type, body)
+    }
+
+    /// The bootstrap's process id.
+    pub fn bootstrap_pid(&self) -> u32 {
+        self.bootstrap.child.id()
     }
 
     /// The bootstrap's resident memory, in KiB.

@@ -1,0 +1,102 @@
+//! `wasm-lambda new NAME`: a Rust function crate on `extism-pdk` with its manifest, ready to
+//! build (`wasm-lambda build`) and to pass `wasm-lambda validate`.
+
+use std::path::{Path, PathBuf};
+
+use crate::manifest::{MANIFEST_FILE, is_valid_name};
+
+/// Creates `<dir>/<name>/` and returns it.
+pub fn new_function(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    if !is_valid_name(name) {
+        return Err(format!(
+            "`{name}` is not a function name: lowercase letters, digits, `_` and `-`, at most 64, \
+             starting with a letter or digit"
+        ));
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        return Err(format!("{} already exists", root.display()));
+    }
+    // The library's name must be an identifier: it names the built module too.
+    let library = match name.replace('-', "_") {
+        library if library.starts_with(|c: char| c.is_ascii_digit()) => format!("f_{library}"),
+        library => library,
+    };
+    let files = [
+        (
+            "Cargo.toml",
+            format!(
+                r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+name = "{library}"
+crate-type = ["cdylib"]
+
+[dependencies]
+extism-pdk = "1"
+serde_json = "1"
+
+# A function is its own crate.
+[workspace]
+
+[profile.release]
+opt-level = "s"
+lto = true
+strip = true
+"#
+            ),
+        ),
+        (
+            MANIFEST_FILE,
+            format!(
+                r#"name: {name}
+runtime: wasm
+timeout: 5s
+build:
+  command: cargo
+  args: [build, --release, --target, wasm32-unknown-unknown]
+  watch: ["src/**/*.rs", Cargo.toml]
+  output: target/wasm32-unknown-unknown/release/{library}.wasm
+hooks:
+  - type: http
+    method: GET
+    path: /{name}
+"#
+            ),
+        ),
+        (
+            "src/lib.rs",
+            format!(
+                r#"//! `GET /{name}`: answers with the request it got. Edit away: `wasm-lambda build --watch`
+//! rebuilds it, and the bootstrap serves the new module from the next request on.
+
+use extism_pdk::*;
+use serde_json::{{Value, json}};
+
+#[plugin_fn]
+pub fn handle(Json(request): Json<Value>) -> FnResult<Json<Value>> {{
+    info!("{name} handling {{}}", request["path"]);
+    Ok(Json(json!({{
+        "status": 200,
+        "headers": {{"content-type": "application/json"}},
+        "body": {{"function": "{name}", "query": request["query"]}},
+    }})))
+}}
+"#
+            ),
+        ),
+    ];
+    for (file, contents) in files {
+        let path = root.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| format!("{}: {error}", parent.display()))?;
+        }
+        std::fs::write(&path, contents).map_err(|error| format!("{}: {error}", path.display()))?;
+    }
+    Ok(root)
+}

@@ -1,0 +1,352 @@
+//! The developer CLI on real function crates: validate, build (and --watch hot reload through
+//! the Lambda Runtime API emulator), invoke, routes, new, and --help everywhere.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Lambda, ROOT, Store, constant_plugin, eventually};
+use serde_json::{Value, json};
+
+/// Runs `wasm-lambda args...` in the project root: (exit code, stdout, stderr).
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
+        .args(args)
+        .current_dir(ROOT)
+        .env_remove("FUNCTIONS_DIR")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Copies an example function, with its build output, into `store`.
+fn copy_function(name: &str, store: &Path) {
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(ROOT).join("functions").join(name))
+        .arg(store)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn validate_passes_the_examples_against_the_template() {
+    let (code, stdout, stderr) = cli(&["validate", "functions"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for name in [
+        "echo",
+        "hello",
+        "job-worker",
+        "nightly",
+        "on-upload",
+        "on-user-insert",
+    ] {
+        assert!(stdout.contains(&format!("{name}: ok")), "{name}: {stdout}");
+    }
+}
+
+#[test]
+fn validate_reports_every_problem_at_once_with_its_file() {
+    let store = Store::new();
+    store.add_built("fine", "echo", "");
+    store.add(
+        "broken",
+        "name: broken\nruntime: wasm\ntimeout: soon\n",
+        None,
+    );
+    store.add("absent", "name: absent\nruntime: wasm\n", None);
+    store.add_wat("no-entry", &constant_plugin("x"), "entrypoint: go\n");
+    store.add_wat(
+        "first",
+        &constant_plugin("1"),
+        "hooks:\n  - {type: http, method: GET, path: /same}\n",
+    );
+    store.add_wat(
+        "second",
+        &constant_plugin("2"),
+        "hooks:\n  - {type: http, method: GET, path: /same}\n",
+    );
+    store.add_wat(
+        "mailer",
+        &constant_plugin("3"),
+        "hooks:\n  - {type: sqs, queue: emails}\n",
+    );
+    let dir = store.path().to_str().unwrap();
+
+    let (code, stdout, stderr) = cli(&["validate", dir, "--template", "template.yaml"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("fine: ok"), "{stdout}");
+    for expected in [
+        "broken: ",
+        "broken/manifest.yaml: timeout: `soon`",
+        "absent: ",
+        "absent/absent.wasm does not exist",
+        "no-entry: ",
+        "entrypoint `go` is not an exported function of the module",
+        "second: ",
+        "second/manifest.yaml: route GET /same -> second conflicts with GET /same -> first",
+        "mailer: ",
+        "mailer/manifest.yaml: hooks[0]: template.yaml delivers no sqs source named `emails`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+
+    // Without a template, hooks are not checked against one.
+    let (_, _, stderr) = cli(&["validate", dir, "--no-template"]);
+    assert!(!stderr.contains("mailer"), "{stderr}");
+    let (code, _, stderr) = cli(&["validate", "/no/such/dir"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn build_runs_each_manifest_build_and_checks_its_output() {
+    let store = Store::new();
+    copy_function("hello", store.path());
+    let dir = store.path().to_str().unwrap();
+    let (code, stdout, stderr) = cli(&["build", dir]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("built hello in"), "{stdout}");
+
+    store.add(
+        "no-output",
+        "name: no-output\nruntime: wasm\nbuild: {command: \"true\", output: out.wasm}\n",
+        None,
+    );
+    store.add(
+        "fails",
+        "name: fails\nruntime: wasm\nbuild: {command: \"false\"}\n",
+        None,
+    );
+    let (code, _, stderr) = cli(&["build", dir]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no-output: the build succeeded but build.output")
+            && stderr.contains("out.wasm does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fails: `false ` failed"), "{stderr}");
+}
+
+#[test]
+fn invoke_runs_a_function_as_the_bootstrap_would() {
+    let (code, stdout, stderr) = cli(&["invoke", "echo", "--input", r#"{"a": [1, 2]}"#]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap(),
+        json!({"a": [1, 2]})
+    );
+    assert!(
+        stderr.contains("compiled function function=echo"),
+        "logs go to stderr: {stderr}"
+    );
+
+    let (code, stdout, _) = cli(&[
+        "invoke",
+        "hello",
+        "--event",
+        "tests/fixtures/events/apigw-v2-get-hello.json",
+    ]);
+    assert_eq!(code, 0);
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (answer["statusCode"].clone(), answer["body"].clone()),
+        (json!(200), json!("Hello, ada!\n"))
+    );
+
+    let (code, stdout, _) = cli(&[
+        "invoke",
+        "job-worker",
+        "--event",
+        "tests/fixtures/events/sqs-poison.json",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "msg-2"}, {"itemIdentifier": "msg-4"}]})
+    );
+
+    // With --event only the function named runs: echo has no HTTP hook.
+    let (_, stdout, _) = cli(&[
+        "invoke",
+        "echo",
+        "--event",
+        "tests/fixtures/events/apigw-v2-get-hello.json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap()["statusCode"],
+        404
+    );
+
+    let (code, stdout, _) = cli(&["invoke", "nobody"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap()["errorType"],
+        "FunctionNotFound"
+    );
+    let (code, _, stderr) = cli(&["invoke", "echo", "--input", "not json"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--input is not JSON"), "{stderr}");
+}
+
+#[test]
+fn routes_prints_the_routing_table() {
+    let (code, stdout, stderr) = cli(&["routes", "functions"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|line| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows[0], ["HOOK", "MATCH", "FUNCTION", "ENTRYPOINT"]);
+    for row in [
+        vec!["http", "GET /hello/{name}", "hello", "handle"],
+        vec![
+            "s3",
+            "bucket uploads, prefix incoming/, ObjectCreated:*",
+            "on-upload",
+            "handle",
+        ],
+        vec!["sqs", "queue jobs", "job-worker", "handle"],
+        vec![
+            "database",
+            "table users, insert",
+            "on-user-insert",
+            "handle",
+        ],
+        vec!["schedule", "rule nightly", "nightly", "handle"],
+    ] {
+        assert!(rows.contains(&row), "{row:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn new_scaffolds_a_function_that_builds_validates_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let (code, stdout, stderr) = cli(&["new", "greeter", "--dir", root]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("created"), "{stdout}");
+    let (code, _, stderr) = cli(&["new", "greeter", "--dir", root]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let (code, _, stderr) = cli(&["new", "Not A Name", "--dir", root]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not a function name"), "{stderr}");
+
+    let (code, stdout, stderr) = cli(&["build", root]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = cli(&["validate", root]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("greeter: ok"), "{stdout}");
+
+    let mut event: Value = common::event("apigw-v2-get-hello.json");
+    event["rawPath"] = json!("/greeter");
+    event["requestContext"]["http"]["path"] = json!("/greeter");
+    let file = dir.path().join("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let (code, stdout, stderr) = cli(&[
+        "invoke",
+        "greeter",
+        "--dir",
+        root,
+        "--event",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert!(
+        answer["body"]
+            .as_str()
+            .unwrap()
+            .contains(r#""function":"greeter""#)
+    );
+}
+
+#[test]
+fn every_command_has_help_and_documents_exit_codes() {
+    for command in [
+        vec!["--help"],
+        vec!["validate", "--help"],
+        vec!["build", "--help"],
+        vec!["invoke", "--help"],
+        vec!["routes", "--help"],
+        vec!["new", "--help"],
+        vec!["publish", "--help"],
+    ] {
+        let (code, stdout, _) = cli(&command);
+        assert_eq!(code, 0, "{command:?}");
+        assert!(
+            stdout.contains("Exit codes: 0 success"),
+            "{command:?}: {stdout}"
+        );
+    }
+    let (code, _, _) = cli(&["frobnicate"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn an_edit_is_served_on_the_next_request_without_restarting_anything() {
+    let store = Store::new();
+    copy_function("hello", store.path());
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
+        .args(["build", "--watch"])
+        .arg(store.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = common::collect(&mut watcher);
+    eventually(Duration::from_secs(120), "the first build", || {
+        output.lock().unwrap().contains("watching")
+    });
+
+    let lambda = Lambda::start(store.path(), &[]);
+    let pid = lambda.bootstrap_pid();
+    assert_eq!(lambda.url("GET", "/hello/world", None).2, "Hello, world!\n");
+
+    let source = store.path().join("hello/src/lib.rs");
+    let edited = std::fs::read_to_string(&source).unwrap().replace(
+        r#"format!("{greeting}, {name}!\n")"#,
+        r#"format!("{greeting}, {name}! (edited)\n")"#,
+    );
+    assert!(edited.contains("(edited)"));
+    std::fs::write(&source, edited).unwrap();
+    eventually(Duration::from_secs(120), "the rebuild", || {
+        output.lock().unwrap().contains("rebuilt hello")
+    });
+
+    assert_eq!(
+        lambda.url("GET", "/hello/world", None).2,
+        "Hello, world! (edited)\n",
+        "{}",
+        output.lock().unwrap()
+    );
+    assert_eq!(
+        lambda.bootstrap_pid(),
+        pid,
+        "the bootstrap was not restarted"
+    );
+    assert_eq!(lambda.logs().matches("catalog loaded").count(), 1);
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+}
