@@ -6,5 +6,7 @@ use serde_json::{Value, json};
 #[plugin_fn]
 pub fn handle(Json(schedule): Json<Value>) -> FnResult<Json<Value>> {
     info!("nightly run for {}", schedule["time"]);
-    Ok(Json(json!({"rule": schedule["rule"], "ran_for": schedule["time"]})))
+    Ok(Json(
+        json!({"rule": schedule["rule"], "ran_for": schedule["time"]}),
+    ))
 }
