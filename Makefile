@@ -2,7 +2,7 @@
 # install what they need (wasm target, a project-local virtualenv with cargo-lambda and an
 # S3-compatible server) and start what they need.
 
-.PHONY: all build functions plugins run test template sam-build lint fmt tools clean
+.PHONY: all build functions plugins run test template sam-build bench lint fmt tools clean
 
 VENV        := .venv
 TOOLS_STAMP := $(VENV)/.tools-installed
@@ -70,6 +70,12 @@ sam-build: tools
 test: functions plugins template
 	cargo test --all-targets
 	cargo test --doc
+
+# Side-by-side measurements against a native Rust Lambda, cold paths, init and memory, in one run
+# of release builds; writes BENCHMARKS.md.
+bench: functions
+	cargo build --release --example native_hello
+	cargo bench --bench harness
 
 lint:
 	cargo fmt --check

@@ -3,6 +3,7 @@
 //! event -> classify -> route -> catalog (manifest) -> plugin cache (compiled) -> call -> shape.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,7 +12,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::cache::PluginCache;
+use crate::cache::{Loaded, PluginCache};
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
 use crate::deliver::{Outcome, deliver};
@@ -20,7 +21,8 @@ use crate::error::Error;
 use crate::event::{
     Batch, Event, HttpRequest, InvocationContext, Record, direct_input, direct_output,
 };
-use crate::invoke::{CompileOptions, CompiledFunction};
+use crate::invoke::{CompileOptions, CompiledFunction, warm_kernel};
+use crate::metrics::{Meter, Usage};
 use crate::respond::{HttpResponse, batch_reply};
 use crate::router::HttpMatch;
 use crate::store::{DirStore, FunctionStore, S3Store};
@@ -79,6 +81,13 @@ impl Budget {
     }
 }
 
+/// One invocation in progress: its Lambda context, time budget and metrics.
+struct Invocation {
+    context: Context,
+    budget: Budget,
+    meter: Meter,
+}
+
 /// Everything an invocation needs, built once at init and shared by every invocation.
 pub struct Adapter {
     catalog: Catalog,
@@ -86,9 +95,19 @@ pub struct Adapter {
     source_names: BTreeMap<String, String>,
     deadline_margin: Duration,
     warned_no_deadline: AtomicBool,
+    /// Whether an invocation was served yet: the first is the cold one.
+    served: AtomicBool,
+    /// Whether invocations write their metrics lines to stdout.
+    metrics: bool,
 }
 
 impl Adapter {
+    /// Stops writing metrics lines (for a CLI whose stdout carries the answer).
+    pub fn without_metrics(mut self) -> Adapter {
+        self.metrics = false;
+        self
+    }
+
     /// Checks that the process runs under the Lambda Runtime API, so a missing variable is an
     /// error naming it rather than a panic inside `lambda_runtime`.
     pub fn check_runtime_environment() -> anyhow::Result<()> {
@@ -138,16 +157,26 @@ impl Adapter {
                  set it in a deployed function"
             );
         }
-        let options =
+        let mut options =
             CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"), egress);
+        options.inline_calls = config.sequential;
+        // While the catalog loads: the kernel every plugin embeds, into the compile cache.
+        let kernel = {
+            let options = options.clone();
+            tokio::task::spawn_blocking(move || warm_kernel(&options))
+        };
         let plugins = PluginCache::new(config.cache_max_bytes, options);
         let adapter = Adapter {
             catalog: Catalog::new(store, config.revalidate_after, plugins),
             source_names: config.source_names.clone(),
             deadline_margin: config.deadline_margin,
             warned_no_deadline: AtomicBool::new(false),
+            served: AtomicBool::new(false),
+            metrics: true,
         };
-        match adapter.catalog.snapshot(INIT_LOAD_WAIT).await {
+        let loaded = adapter.catalog.snapshot(INIT_LOAD_WAIT).await;
+        let _ = kernel.await;
+        match loaded {
             Ok(snapshot) => {
                 info!(
                     store = %adapter.catalog.store().describe(),
@@ -190,25 +219,52 @@ impl Adapter {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let (payload, context) = event.into_parts();
         let budget = self.budget(&context);
-        let result = match Event::classify(&payload) {
+        let classified = Event::classify(&payload);
+        let trigger = match &classified {
+            Ok(Event::Direct { .. }) | Err(_) => "direct",
+            Ok(Event::Http(_)) => "http",
+            Ok(Event::Records(batch)) => batch
+                .records
+                .first()
+                .map_or("records", |record| record.source.trigger()),
+        };
+        let cold = !self.served.swap(true, Ordering::Relaxed);
+        let meter = Meter::new(
+            trigger,
+            cold,
+            &context.request_id,
+            context.xray_trace_id.as_deref(),
+        );
+        let invocation = Invocation {
+            context,
+            budget,
+            meter,
+        };
+        let result = match classified {
             Ok(Event::Direct { function, input }) => {
                 let span = info_span!("invoke", function = %function, trigger = "direct");
-                self.direct(&function, &input, &context, budget)
+                self.direct(&function, &input, &invocation)
                     .instrument(span)
                     .await
             }
             Ok(Event::Http(request)) => {
                 let shape = request.shape;
                 Ok(self
-                    .http(&request, &payload, &context, budget)
+                    .http(&request, &payload, &invocation)
                     .await
                     .shape(shape))
             }
-            Ok(Event::Records(batch)) => self.records(&batch, &context, budget).await,
+            Ok(Event::Records(batch)) => self.records(&batch, &invocation).await,
             Err(error) => Err(error),
         };
         if let Err(error) = &result {
             warn!(error_type = error.error_type(), %error, "invocation failed");
+        }
+        if self.metrics {
+            let mut out = std::io::stdout().lock();
+            for line in invocation.meter.lines() {
+                let _ = writeln!(out, "{line}");
+            }
         }
         result
     }
@@ -260,7 +316,7 @@ impl Adapter {
         &self,
         entry: &Arc<Entry>,
         budget: Budget,
-    ) -> Result<Arc<CompiledFunction>, Error> {
+    ) -> Result<(Arc<CompiledFunction>, Loaded), Error> {
         let started = Instant::now();
         let limit = budget.remaining();
         match tokio::time::timeout(limit, self.catalog.compiled(entry, limit)).await {
@@ -275,34 +331,59 @@ impl Adapter {
 
     /// Loads `function` and calls `entrypoint` (else the manifest's) with the input `input`
     /// builds from the invocation context once the function is loaded, all within the
-    /// invocation's budget.
+    /// invocation's budget, and records what it cost.
     async fn call(
         &self,
         function: &str,
         entrypoint: Option<&str>,
-        context: &Context,
-        budget: Budget,
+        invocation: &Invocation,
         input: impl FnOnce(&InvocationContext) -> Vec<u8>,
     ) -> Result<Vec<u8>, Error> {
+        let mut usage = Usage::default();
+        let result = self
+            .run(function, entrypoint, invocation, input, &mut usage)
+            .await;
+        invocation
+            .meter
+            .record(function, usage, result.as_ref().err());
+        result
+    }
+
+    async fn run(
+        &self,
+        function: &str,
+        entrypoint: Option<&str>,
+        invocation: &Invocation,
+        input: impl FnOnce(&InvocationContext) -> Vec<u8>,
+        usage: &mut Usage,
+    ) -> Result<Vec<u8>, Error> {
+        let budget = invocation.budget;
         let entry = self.catalog.entry(function, budget.remaining()).await?;
-        let compiled = self.load(&entry, budget).await?;
+        let (compiled, loaded) = self.load(&entry, budget).await?;
+        usage.loaded = loaded;
         let timeout = budget.call_timeout(entry.manifest.timeout);
         let entrypoint = entrypoint.unwrap_or(&entry.manifest.entrypoint);
+        let context = &invocation.context;
         let input = input(&self.invocation_context(context, function, budget));
-        compiled
+        let started = Instant::now();
+        let result = compiled
             .call(entrypoint, input, timeout, &context.request_id)
-            .await
+            .await;
+        usage.call = started.elapsed();
+        let called = result?;
+        usage.instantiate = called.instantiate;
+        usage.call = usage.call.saturating_sub(called.instantiate);
+        Ok(called.output)
     }
 
     async fn direct(
         &self,
         function: &str,
         input: &Value,
-        context: &Context,
-        budget: Budget,
+        invocation: &Invocation,
     ) -> Result<Value, Error> {
         let output = self
-            .call(function, None, context, budget, |_| direct_input(input))
+            .call(function, None, invocation, |_| direct_input(input))
             .await?;
         Ok(direct_output(&output))
     }
@@ -311,10 +392,9 @@ impl Adapter {
         &self,
         request: &HttpRequest,
         raw: &Value,
-        context: &Context,
-        budget: Budget,
+        invocation: &Invocation,
     ) -> HttpResponse {
-        let snapshot = match self.snapshot(&request.path, budget).await {
+        let snapshot = match self.snapshot(&request.path, invocation.budget).await {
             Ok(snapshot) => snapshot,
             Err(error) => return HttpResponse::from_error(&error),
         };
@@ -332,13 +412,7 @@ impl Adapter {
         };
         async {
             let output = self
-                .call(
-                    &route.function,
-                    Some(&route.entrypoint),
-                    context,
-                    budget,
-                    input,
-                )
+                .call(&route.function, Some(&route.entrypoint), invocation, input)
                 .await?;
             HttpResponse::from_output(&route.function, &output)
         }
@@ -351,22 +425,17 @@ impl Adapter {
     }
 
     /// Delivers a batch of records to the functions hooked to each, and answers for the batch.
-    async fn records(
-        &self,
-        batch: &Batch,
-        context: &Context,
-        budget: Budget,
-    ) -> Result<Value, Error> {
+    async fn records(&self, batch: &Batch, invocation: &Invocation) -> Result<Value, Error> {
         let source = batch
             .records
             .first()
             .map(Record::describe)
             .unwrap_or_default();
         // Without a routing table nothing can be delivered: the whole event is retried.
-        let snapshot = self.snapshot(&source, budget).await?;
-        let has_time = || budget.remaining() > Duration::ZERO;
+        let snapshot = self.snapshot(&source, invocation.budget).await?;
+        let has_time = || invocation.budget.remaining() > Duration::ZERO;
         let outcomes = deliver(batch.records.len(), batch.ordered, has_time, |index| {
-            self.record(&batch.records[index], &snapshot, context, budget)
+            self.record(&batch.records[index], &snapshot, invocation)
         })
         .await;
         for (record, outcome) in batch.records.iter().zip(&outcomes) {
@@ -383,8 +452,7 @@ impl Adapter {
         &self,
         record: &Record,
         snapshot: &Snapshot,
-        context: &Context,
-        budget: Budget,
+        invocation: &Invocation,
     ) -> Result<(), Error> {
         // A deployed resource routes under the name the hooks use for it.
         let named = self
@@ -408,13 +476,7 @@ impl Adapter {
             let input =
                 |context: &InvocationContext| record.input(context).to_string().into_bytes();
             let result = self
-                .call(
-                    &route.function,
-                    Some(&route.entrypoint),
-                    context,
-                    budget,
-                    input,
-                )
+                .call(&route.function, Some(&route.entrypoint), invocation, input)
                 .instrument(span)
                 .await;
             match result {

@@ -4,13 +4,15 @@
 //! Concurrent misses for one key run one loader; the others wait for its result.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::future::Cache;
 use tracing::{Instrument, info_span};
 
+use crate::artifacts::Artifacts;
 use crate::error::Error;
 use crate::invoke::{CompileOptions, CompiledFunction};
 use crate::manifest::Manifest;
@@ -25,6 +27,18 @@ pub struct PluginKey {
     pub manifest: String,
 }
 
+/// How a function was found: loaded now (a cache miss: its module fetched and compiled) or
+/// already compiled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Loaded {
+    pub miss: bool,
+    pub fetch: Duration,
+    pub compile: Duration,
+    /// On a miss with a compile cache: whether code was compiled (`Some(true)`) or its compiled
+    /// artifact loaded (`Some(false)`).
+    pub compiled_code: Option<bool>,
+}
+
 /// Compiled functions, shared by every invocation of the process. Cloning shares the cache.
 #[derive(Clone)]
 pub struct PluginCache {
@@ -32,46 +46,58 @@ pub struct PluginCache {
     options: CompileOptions,
     /// The newest key of each function: older versions are dropped once a new one serves.
     newest: Arc<Mutex<HashMap<String, PluginKey>>>,
+    /// Set when entries were evicted: the memory they freed is handed back to the system at
+    /// the next miss, so the cap bounds the process's memory and not only the cache's.
+    evicted: Arc<AtomicBool>,
 }
 
 impl PluginCache {
     pub fn new(max_bytes: u64, options: CompileOptions) -> PluginCache {
+        let evicted = Arc::new(AtomicBool::new(false));
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_key, function: &Arc<CompiledFunction>| function.weight)
+            .eviction_listener({
+                let evicted = Arc::clone(&evicted);
+                move |_key, _function, _cause| evicted.store(true, Ordering::Relaxed)
+            })
             .build();
         PluginCache {
             cache,
             options,
             newest: Arc::default(),
+            evicted,
         }
     }
 
-    /// The compiled function for `key`, compiling it from the module `fetch` returns on a miss.
+    /// The compile cache's artifacts, if there is a compile cache.
+    pub fn artifacts(&self) -> Option<&Arc<Artifacts>> {
+        self.options.artifacts.as_ref()
+    }
+
+    /// The compiled function for `key`, compiling it from the module `fetch` returns on a miss,
+    /// and whether this call loaded it (a miss) or found it.
     pub async fn get_or_compile<F>(
         &self,
         key: PluginKey,
         manifest: Arc<Manifest>,
         fetch: F,
-    ) -> Result<Arc<CompiledFunction>, Error>
+    ) -> Result<(Arc<CompiledFunction>, Loaded), Error>
     where
         F: Future<Output = Result<Bytes, Error>> + Send,
     {
         let options = self.options.clone();
         let function_name = key.function.clone();
         let span = info_span!("compile", function = %key.function);
-        let compiled = self
+        let entry = self
             .cache
-            .try_get_with(
-                key.clone(),
+            .entry(key.clone())
+            .or_try_insert_with(
                 async move {
                     let started = Instant::now();
                     let module = fetch.await?;
-                    tracing::debug!(
-                        fetch_ms = started.elapsed().as_millis() as u64,
-                        "module fetched"
-                    );
-                    let function = tokio::task::spawn_blocking(move || {
+                    let fetch = started.elapsed();
+                    let mut function = tokio::task::spawn_blocking(move || {
                         CompiledFunction::compile(manifest, module, options)
                     })
                     .await
@@ -79,12 +105,29 @@ impl PluginCache {
                         function: function_name,
                         reason: format!("compiling panicked: {panic}"),
                     })??;
+                    function.loaded = Loaded {
+                        miss: true,
+                        fetch,
+                        compile: started.elapsed() - fetch,
+                        compiled_code: None,
+                    };
                     Ok::<_, Error>(Arc::new(function))
                 }
                 .instrument(span),
             )
             .await
             .map_err(|error: Arc<Error>| (*error).clone())?;
+        // Only the call that loaded the function reports its loading.
+        let fresh = entry.is_fresh();
+        let compiled = entry.into_value();
+        let loaded = if fresh {
+            compiled.loaded
+        } else {
+            Loaded::default()
+        };
+        if fresh && self.evicted.swap(false, Ordering::Relaxed) {
+            tokio::task::spawn_blocking(release_freed_memory);
+        }
         let replaced = {
             let mut newest = self.newest.lock().expect("newest keys lock");
             match newest.get(&key.function) {
@@ -96,6 +139,18 @@ impl PluginCache {
             // Calls still running on the old version hold their own reference and finish on it.
             self.cache.invalidate(&old).await;
         }
-        Ok(compiled)
+        Ok((compiled, loaded))
+    }
+}
+
+/// Returns the heap memory freed by evicted functions to the system. glibc keeps what is freed
+/// in its per-thread arenas, where a process that compiled a hundred functions would hold on to
+/// their memory long after the cache let them go.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the system;
+    // it takes the allocator's locks and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

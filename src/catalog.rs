@@ -33,7 +33,8 @@ use sha2::{Digest, Sha256};
 use tokio::time::timeout_at;
 use tracing::{debug, info, warn};
 
-use crate::cache::{PluginCache, PluginKey};
+use crate::artifacts::{ArtifactKey, Listing};
+use crate::cache::{Loaded, PluginCache, PluginKey};
 use crate::error::Error;
 use crate::invoke::CompiledFunction;
 use crate::manifest::{MANIFEST_FILE, Manifest, is_valid_name};
@@ -42,6 +43,9 @@ use crate::store::{FunctionStore, StoreError, Stored, Version};
 
 /// Manifests read from the store at once during a listing.
 const PARALLEL_READS: usize = 32;
+
+/// From how many manifests to read on it is worth reading the store's manifest index first.
+const INDEX_WORTH_IT: usize = 8;
 
 /// Names remembered as absent, and broken versions remembered, at most; cleared beyond that.
 const MAX_REMEMBERED: usize = 1024;
@@ -278,6 +282,13 @@ impl Catalog {
             }
             to_read
         };
+        // Many to read (a cold start): what the store's index holds at the listed version
+        // needs no read of its own.
+        let to_read = if to_read.len() >= INDEX_WORTH_IT {
+            self.apply_index(&listed, to_read).await
+        } else {
+            to_read
+        };
         let mut reads = futures::stream::iter(to_read)
             .map(|(name, known)| async move {
                 let read = self.store.read(&name, MANIFEST_FILE, known.as_ref()).await;
@@ -299,6 +310,40 @@ impl Catalog {
             state.dirty = true;
         }
         Ok(())
+    }
+
+    /// Applies the manifests of the store's index whose version is the listed one; returns the
+    /// rest of `to_read`.
+    async fn apply_index(
+        &self,
+        listed: &[(String, Version)],
+        to_read: Vec<(String, Option<Version>)>,
+    ) -> Vec<(String, Option<Version>)> {
+        let Some(index) = self.store.manifest_index().await else {
+            return to_read;
+        };
+        let listed: HashMap<&str, &Version> = listed.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let mut indexed: HashMap<String, Stored> = index
+            .into_iter()
+            .filter(|(name, stored)| listed.get(name.as_str()) == Some(&&stored.version))
+            .collect();
+        let before = to_read.len();
+        let rest: Vec<_> = to_read
+            .into_iter()
+            .filter(|(name, _)| match indexed.remove(name) {
+                Some(stored) => {
+                    self.apply(name, Ok(Some(stored)));
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        debug!(
+            from_index = before - rest.len(),
+            to_read = rest.len(),
+            "manifest index applied"
+        );
+        rest
     }
 
     /// Applies the outcome of reading `name`'s manifest to its record.
@@ -446,7 +491,7 @@ impl Catalog {
         &self,
         entry: &Arc<Entry>,
         max_wait: Duration,
-    ) -> Result<Arc<CompiledFunction>, Error> {
+    ) -> Result<(Arc<CompiledFunction>, Loaded), Error> {
         let deadline = Instant::now() + max_wait;
         let name = &entry.manifest.name;
         match self.compile(entry, deadline).await {
@@ -477,7 +522,7 @@ impl Catalog {
         &self,
         entry: &Entry,
         deadline: Instant,
-    ) -> Result<Arc<CompiledFunction>, Error> {
+    ) -> Result<(Arc<CompiledFunction>, Loaded), Error> {
         let manifest = &entry.manifest;
         let (module_digest, fetched) = match &manifest.sha256 {
             Some(digest) => (digest.clone(), None),
@@ -492,11 +537,36 @@ impl Catalog {
             return Err(error.clone());
         }
         let module_location = self.store.locate(&manifest.name, &manifest.module);
+        let artifacts = self.plugins.artifacts().cloned();
+        let artifact_key = ArtifactKey::new(&module_digest, manifest.fuel.is_some());
+        // Filled on a miss: the compile cache before compiling, and how many artifacts the
+        // store gave.
+        let before: Mutex<Option<(Listing, usize)>> = Mutex::new(None);
         let fetch = async {
-            let bytes = match fetched {
-                Some(bytes) => bytes,
-                None => self.fetch_module(manifest, deadline).await?,
+            let published = self.published.then_some(artifacts.as_ref()).flatten();
+            // A published module never changes: kept locally by digest, fetched once.
+            let module = async {
+                if let Some(bytes) = fetched {
+                    return Ok(bytes);
+                }
+                if let Some(bytes) = published.and_then(|a| a.module(&module_digest)) {
+                    return Ok(bytes);
+                }
+                self.fetch_module(manifest, deadline).await
             };
+            // Meanwhile, the compiled artifacts from the store, unless they are here already.
+            let compiled = async {
+                match &artifacts {
+                    Some(artifacts) if !artifacts.has_compiled(&artifact_key) => {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        let download = artifacts.download(self.store.as_ref(), &artifact_key);
+                        tokio::time::timeout(remaining, download).await.unwrap_or(0)
+                    }
+                    _ => 0,
+                }
+            };
+            let (bytes, downloaded) = futures::join!(module, compiled);
+            let bytes = bytes?;
             let actual = sha256_hex(&bytes);
             if actual != module_digest {
                 return Err(Error::ModuleInvalid {
@@ -506,11 +576,46 @@ impl Catalog {
                     ),
                 });
             }
+            if let Some(published) = published {
+                published.keep_module(&module_digest, &bytes);
+            }
+            if let Some(artifacts) = &artifacts {
+                let listing = artifacts.listing();
+                *before.lock().expect("listing lock") = Some((listing, downloaded));
+            }
             Ok(bytes)
         };
-        self.plugins
+        let mut result = self
+            .plugins
             .get_or_compile(key.clone(), Arc::clone(manifest), fetch)
-            .await
+            .await;
+        let taken = before.lock().expect("listing lock").take();
+        if let (Ok((_, loaded)), Some(artifacts), Some((listing, downloaded))) =
+            (&mut result, &artifacts, taken)
+        {
+            // What compiling wrote into the cache: nothing when a cached artifact was loaded.
+            let changed = artifacts.changed_since(&listing);
+            loaded.compiled_code = Some(!changed.is_empty());
+            artifacts.mark_compiled(&artifact_key);
+            info!(
+                function = %manifest.name,
+                artifact = if changed.is_empty() { "loaded" } else { "compiled" },
+                from_store = downloaded,
+                "compiled code"
+            );
+            debug!(function = %manifest.name, ?changed, "compile cache entries written");
+            // Compiled here, even after a download (whose entries then did not fit this engine):
+            // shared, so the next cold environment loads.
+            if !changed.is_empty() {
+                let (store, artifacts) = (Arc::clone(&self.store), Arc::clone(artifacts));
+                tokio::spawn(async move {
+                    artifacts
+                        .upload(store.as_ref(), &artifact_key, &changed)
+                        .await;
+                });
+            }
+        }
+        result
             .map_err(|error| match error {
                 // Name the module file in compile errors, as every other error names its file.
                 Error::ModuleInvalid { function, reason } if !reason.contains(&module_location) => {

@@ -29,6 +29,7 @@ pub const ENV_ALLOW_PRIVATE_EGRESS: &str = "ALLOW_PRIVATE_EGRESS";
 pub const ENV_SOURCE_NAMES: &str = "SOURCE_NAMES";
 pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+pub const ENV_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 
 const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -65,6 +66,9 @@ pub struct Config {
     /// The name hooks use for each deployed resource (bucket, queue, table, ...): a record from
     /// resource `physical` routes as if from `names[physical]`.
     pub source_names: BTreeMap<String, String>,
+    /// Invocations run one at a time (`AWS_LAMBDA_MAX_CONCURRENCY` unset or 1), as
+    /// `lambda_runtime` reads it: a call may then run on the thread that received it.
+    pub sequential: bool,
 }
 
 /// A variable whose value cannot be used.
@@ -205,6 +209,9 @@ impl Config {
             allow_private_egress,
             runtime_api: get(ENV_RUNTIME_API),
             source_names,
+            sequential: get(ENV_MAX_CONCURRENCY)
+                .and_then(|value| value.trim().parse::<u32>().ok())
+                .is_none_or(|max| max <= 1),
         })
     }
 }

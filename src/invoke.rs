@@ -12,13 +12,17 @@
 //! never interrupts another.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use extism::{CompiledPlugin, Plugin, PluginBuilder};
-use tracing::{debug, info, warn};
+use tokio::sync::{Notify, oneshot};
+use tracing::{info, warn};
 
+use crate::artifacts::Artifacts;
+use crate::cache::Loaded;
 use crate::egress::EgressPolicy;
 use crate::error::Error;
 use crate::host::CallHandle;
@@ -43,6 +47,11 @@ pub struct CompileOptions {
     pub cache_config: Option<PathBuf>,
     /// What outbound HTTP may reach.
     pub egress: EgressPolicy,
+    /// The compile cache's artifacts, shared through the store; `None` without a disk cache.
+    pub artifacts: Option<Arc<Artifacts>>,
+    /// Calls run on the thread that received the invocation (invocations are sequential), with
+    /// the watchdog thread to stop them; otherwise on the blocking pool.
+    pub inline_calls: bool,
 }
 
 impl CompileOptions {
@@ -58,24 +67,88 @@ impl CompileOptions {
             Ok(()) => CompileOptions {
                 cache_config: Some(config),
                 egress,
+                artifacts: Some(Arc::new(Artifacts::new(
+                    &dir.join("wasmtime"),
+                    &dir.join("published"),
+                ))),
+                inline_calls: false,
             },
             Err(error) => {
                 warn!(dir = %dir.display(), %error, "compile cache disabled: directory not writable");
                 CompileOptions {
                     cache_config: None,
                     egress,
+                    artifacts: None,
+                    inline_calls: false,
                 }
             }
         }
     }
 }
 
-/// One engine, the state its host functions read, and, with `instance: reuse`, its warm
-/// instance.
+/// One engine, the state its host functions read, and the instance its next call runs on: the
+/// warm one (`instance: reuse`) or a new one made after the last call (`instance: fresh`).
 struct Engine {
-    compiled: CompiledPlugin,
+    compiled: Arc<CompiledPlugin>,
     host: CallHandle,
-    warm: Option<Plugin>,
+    /// Instances ready for the next calls: the warm one (`reuse`), or up to two made ahead
+    /// (`fresh`), so the next call never waits for the one being made after the last.
+    ready: Arc<Mutex<Vec<Plugin>>>,
+}
+
+/// How many instances a `fresh` function keeps made ahead.
+const FRESH_AHEAD: usize = 2;
+
+impl Engine {
+    fn new(compiled: CompiledPlugin, host: CallHandle, ready: Option<Plugin>) -> Engine {
+        Engine {
+            compiled: Arc::new(compiled),
+            host,
+            ready: Arc::new(Mutex::new(ready.into_iter().collect())),
+        }
+    }
+
+    /// Keeps `plugin` (warm, after a successful call) for the next call.
+    fn keep(&self, plugin: Plugin) {
+        self.ready
+            .lock()
+            .expect("ready instances lock")
+            .push(plugin);
+    }
+
+    fn take_ready(&self) -> Option<Plugin> {
+        self.ready.lock().expect("ready instances lock").pop()
+    }
+
+    /// Makes instances until `ahead` are ready (blocking).
+    fn make_ready(&self, manifest: &Manifest, ahead: usize) {
+        while self.ready.lock().expect("ready instances lock").len() < ahead {
+            match instantiate(manifest, &self.compiled) {
+                Ok(plugin) => self
+                    .ready
+                    .lock()
+                    .expect("ready instances lock")
+                    .push(plugin),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// A handle on the same engine and ready instances, for making instances in the background.
+    fn share(&self) -> Engine {
+        Engine {
+            compiled: Arc::clone(&self.compiled),
+            host: self.host.clone(),
+            ready: Arc::clone(&self.ready),
+        }
+    }
+}
+
+/// What a call returned, and how long it waited for an instance on its critical path.
+#[derive(Debug)]
+pub struct Called {
+    pub output: Vec<u8>,
+    pub instantiate: Duration,
 }
 
 /// A function ready to call: its manifest and compiled module.
@@ -85,8 +158,14 @@ pub struct CompiledFunction {
     options: CompileOptions,
     /// Engines not running a call.
     idle: Mutex<Vec<Engine>>,
+    /// Engines whose call has answered and that are preparing their next instance.
+    preparing: AtomicUsize,
+    /// Signalled when an engine returns to `idle`.
+    returned: Notify,
     /// Estimated bytes held, for the cache's weigher.
     pub weight: u32,
+    /// How long fetching and compiling it took.
+    pub loaded: Loaded,
 }
 
 impl CompiledFunction {
@@ -118,18 +197,18 @@ impl CompiledFunction {
             compile_ms = started.elapsed().as_secs_f64() * 1000.0,
             "compiled function"
         );
-        let warm = (manifest.instance == InstanceMode::Reuse).then_some(plugin);
+        // The instance that checked the entrypoints serves the first call, in either mode.
+        let ready = Some(plugin);
         // Compiled code is a small multiple of the module; Extism's own kernel adds about 1 MiB.
         let weight = (module.len() as u64 * 4 + (1 << 20)).min(u32::MAX as u64) as u32;
         Ok(CompiledFunction {
             manifest,
             module,
             options,
-            idle: Mutex::new(vec![Engine {
-                compiled,
-                host,
-                warm,
-            }]),
+            idle: Mutex::new(vec![Engine::new(compiled, host, ready)]),
+            preparing: AtomicUsize::new(0),
+            returned: Notify::new(),
+            loaded: Loaded::default(),
             weight,
         })
     }
@@ -139,51 +218,67 @@ impl CompiledFunction {
     }
 
     /// Calls `entrypoint` with `input` for the invocation `request_id`, stopping it after
-    /// `timeout`.
+    /// `timeout`. The instance for the next call is made after this one has answered, off its
+    /// critical path.
     pub async fn call(
         self: &Arc<Self>,
         entrypoint: &str,
         input: Vec<u8>,
         timeout: Duration,
         request_id: &str,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Called, Error> {
         let started = Instant::now();
-        let mut engine = self.checkout().await?;
+        let engine = self.checkout().await?;
         // Outbound requests end a little before the call does, so the plugin can still handle
         // their 504 before it is stopped.
         let egress_margin = (timeout / 10).min(EGRESS_MARGIN);
         engine
             .host
             .begin(request_id, started + timeout - egress_margin);
-        let mut plugin = match engine.warm.take() {
-            Some(plugin) => plugin,
+        let (mut plugin, instantiate_took) = match engine.take_ready() {
+            Some(plugin) => (plugin, Duration::ZERO),
             None => match instantiate(&self.manifest, &engine.compiled) {
-                Ok(plugin) => plugin,
+                Ok(plugin) => (plugin, started.elapsed()),
                 Err(error) => {
                     self.checkin(engine);
                     return Err(error);
                 }
             },
         };
+        if self.options.inline_calls {
+            return self.call_inline(
+                engine,
+                plugin,
+                instantiate_took,
+                entrypoint,
+                &input,
+                started,
+                timeout,
+            );
+        }
         let cancel = plugin.cancel_handle();
         let entry = entrypoint.to_string();
-        let mut task = tokio::task::spawn_blocking(move || {
-            // `call`, not `call_get_error_code`: only `call` fails a plugin that returns a
-            // non-zero code without setting an error message. The output is borrowed from the
-            // plugin's memory and copied only if it is not too large.
-            let result =
-                plugin
-                    .call::<&[u8], &[u8]>(&entry, &input)
-                    .map(|output| match output.len() {
-                        len if len > MAX_OUTPUT_BYTES => Err(len),
-                        _ => Ok(output.to_vec()),
-                    });
-            (plugin, result)
+        let (answer, mut answered) = oneshot::channel();
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let result = run(&mut plugin, &entry, &input);
+            let keep = matches!(result, Ok(Ok(_))) && this.manifest.instance == InstanceMode::Reuse;
+            this.preparing.fetch_add(1, Ordering::SeqCst);
+            let _ = answer.send(result);
+            // The caller has its answer; now the instances for the next calls.
+            if keep {
+                engine.keep(plugin);
+            } else {
+                drop(plugin);
+                engine.make_ready(&this.manifest, this.ahead());
+            }
+            this.checkin(engine);
+            this.preparing.fetch_sub(1, Ordering::SeqCst);
         });
 
         let mut interrupted = false;
-        let joined = tokio::select! {
-            joined = &mut task => joined,
+        let received = tokio::select! {
+            received = &mut answered => received,
             () = tokio::time::sleep(timeout) => {
                 interrupted = true;
                 let give_up = Instant::now() + INTERRUPT_GRACE;
@@ -191,11 +286,11 @@ impl CompiledFunction {
                     // Repeated: an interrupt sent before the call registered with Extism's
                     // timer is dropped by it.
                     let _ = cancel.cancel();
-                    match tokio::time::timeout(INTERRUPT_REPEAT, &mut task).await {
-                        Ok(joined) => break joined,
+                    match tokio::time::timeout(INTERRUPT_REPEAT, &mut answered).await {
+                        Ok(received) => break received,
                         Err(_) if Instant::now() < give_up => continue,
                         Err(_) => {
-                            // Stuck outside wasm: abandon the engine with its call.
+                            // Stuck outside wasm: the engine stays with its call.
                             warn!(function = %self.name(), "call ignored its interrupt; engine abandoned");
                             return Err(self.timeout_error(started, timeout));
                         }
@@ -203,19 +298,79 @@ impl CompiledFunction {
                 }
             }
         };
-
-        let (plugin, result) = match joined {
-            Ok(done) => done,
-            Err(panic) => {
-                self.checkin(engine);
-                return Err(Error::FunctionTrap {
-                    function: self.name().to_string(),
-                    reason: format!("the runtime panicked during the call: {panic}"),
-                });
-            }
+        let Ok(result) = received else {
+            return Err(Error::FunctionTrap {
+                function: self.name().to_string(),
+                reason: "the runtime panicked during the call".to_string(),
+            });
         };
-        let outcome = match result {
-            Ok(Ok(output)) => Ok(output),
+        self.outcome(result, interrupted, instantiate_took, started, timeout)
+    }
+
+    /// A call on this thread, stopped by the watchdog: for sequential invocations, whose thread
+    /// has nothing else to do meanwhile. Reuse keeps its instance; a fresh instance for the next
+    /// call is made on the blocking pool once this one has answered.
+    #[allow(clippy::too_many_arguments)]
+    fn call_inline(
+        self: &Arc<Self>,
+        engine: Engine,
+        mut plugin: Plugin,
+        instantiate_took: Duration,
+        entrypoint: &str,
+        input: &[u8],
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<Called, Error> {
+        let watch = crate::watchdog::watch(started + timeout, plugin.cancel_handle());
+        let result = run(&mut plugin, entrypoint, input);
+        let interrupted = watch.interrupted();
+        drop(watch);
+        let keep = matches!(result, Ok(Ok(_))) && self.manifest.instance == InstanceMode::Reuse;
+        if keep {
+            engine.keep(plugin);
+            self.checkin(engine);
+        } else {
+            // The next call goes at once when an instance is ready; otherwise it waits for this
+            // engine rather than compiling a replica.
+            let background = engine.share();
+            let none_ready = engine
+                .ready
+                .lock()
+                .expect("ready instances lock")
+                .is_empty();
+            let waiting = if none_ready {
+                Some(engine)
+            } else {
+                self.checkin(engine);
+                None
+            };
+            self.preparing.fetch_add(1, Ordering::SeqCst);
+            let this = Arc::clone(self);
+            tokio::task::spawn_blocking(move || {
+                drop(plugin);
+                background.make_ready(&this.manifest, this.ahead());
+                if let Some(engine) = waiting {
+                    this.checkin(engine);
+                }
+                this.preparing.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        self.outcome(result, interrupted, instantiate_took, started, timeout)
+    }
+
+    fn outcome(
+        &self,
+        result: Result<Result<Vec<u8>, usize>, extism::Error>,
+        interrupted: bool,
+        instantiate_took: Duration,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<Called, Error> {
+        match result {
+            Ok(Ok(output)) => Ok(Called {
+                output,
+                instantiate: instantiate_took,
+            }),
             Ok(Err(len)) => Err(Error::FunctionError {
                 function: self.name().to_string(),
                 reason: format!(
@@ -225,14 +380,7 @@ impl CompiledFunction {
             }),
             Err(_) if interrupted => Err(self.timeout_error(started, timeout)),
             Err(error) => Err(self.call_error(error, started, timeout)),
-        };
-        if outcome.is_ok() && self.manifest.instance == InstanceMode::Reuse {
-            engine.warm = Some(plugin);
-        } else if outcome.is_err() {
-            debug!(function = %self.name(), "instance dropped after error");
         }
-        self.checkin(engine);
-        outcome
     }
 
     fn timeout_error(&self, started: Instant, timeout: Duration) -> Error {
@@ -279,10 +427,20 @@ impl CompiledFunction {
         }
     }
 
-    /// An idle engine, or a new replica when every engine is running a call.
+    /// An idle engine; one about to return from preparing its next instance (a fraction of a
+    /// millisecond); or a new replica when every engine is running a call.
     async fn checkout(self: &Arc<Self>) -> Result<Engine, Error> {
-        if let Some(engine) = self.idle.lock().expect("engine pool lock").pop() {
-            return Ok(engine);
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(engine) = self.idle.lock().expect("engine pool lock").pop() {
+                return Ok(engine);
+            }
+            if self.preparing.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            returned.await;
         }
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
@@ -293,11 +451,7 @@ impl CompiledFunction {
                 replica_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "engine replica for a concurrent call"
             );
-            Ok(Engine {
-                compiled,
-                host,
-                warm: None,
-            })
+            Ok(Engine::new(compiled, host, None))
         })
         .await
         .map_err(|panic| Error::ModuleInvalid {
@@ -306,8 +460,38 @@ impl CompiledFunction {
         })?
     }
 
+    /// How many instances to keep ready: the warm one, or those made ahead for `fresh`.
+    fn ahead(&self) -> usize {
+        match self.manifest.instance {
+            InstanceMode::Reuse => 1,
+            InstanceMode::Fresh => FRESH_AHEAD,
+        }
+    }
+
     fn checkin(&self, engine: Engine) {
         self.idle.lock().expect("engine pool lock").push(engine);
+        self.returned.notify_waiters();
+    }
+}
+
+/// Compiles Extism's own kernel into the compile cache, so the first function loaded does not
+/// pay for it: every plugin embeds the kernel, compiled under the same settings (functions with a
+/// `fuel` limit use other settings and compile theirs once). Blocking.
+pub fn warm_kernel(options: &CompileOptions) {
+    let Some(config) = &options.cache_config else {
+        return;
+    };
+    let started = Instant::now();
+    let empty = extism::Manifest::new([extism::Wasm::data(b"\0asm\x01\0\0\0".to_vec())]);
+    match PluginBuilder::new(empty)
+        .with_cache_config(config)
+        .compile()
+    {
+        Ok(_) => info!(
+            kernel_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "Extism kernel in the compile cache"
+        ),
+        Err(error) => warn!(%error, "Extism kernel not compiled ahead"),
     }
 }
 
@@ -381,6 +565,23 @@ fn build(
         ),
     })?;
     Ok((compiled, host))
+}
+
+/// Calls `entrypoint`: its output, or `Err(len)` when the output is larger than allowed. The
+/// output is borrowed from the plugin's memory and copied only if it is not too large.
+fn run(
+    plugin: &mut Plugin,
+    entrypoint: &str,
+    input: &[u8],
+) -> Result<Result<Vec<u8>, usize>, extism::Error> {
+    // `call`, not `call_get_error_code`: only `call` fails a plugin that returns a non-zero code
+    // without setting an error message.
+    plugin
+        .call::<&[u8], &[u8]>(entrypoint, input)
+        .map(|output| match output.len() {
+            len if len > MAX_OUTPUT_BYTES => Err(len),
+            _ => Ok(output.to_vec()),
+        })
 }
 
 fn instantiate(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {

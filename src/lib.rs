@@ -26,6 +26,7 @@
 //! until its first error (`instance: reuse`).
 
 pub mod app;
+pub mod artifacts;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
@@ -37,10 +38,12 @@ pub mod event;
 pub mod host;
 pub mod invoke;
 pub mod manifest;
+pub mod metrics;
 pub mod publish;
 pub mod respond;
 pub mod router;
 pub mod store;
+pub mod watchdog;
 
 pub use app::Adapter;
 pub use config::Config;

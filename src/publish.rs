@@ -11,10 +11,17 @@ use std::path::{Path, PathBuf};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::store::{FunctionStore, S3Store, StoreError, Version, function_dirs, read_manifest};
+use crate::store::{
+    FunctionStore, IndexedManifest, ManifestIndex, S3Store, StoreError, Version, function_dirs,
+    read_manifest,
+};
+
+/// Manifests read at once while writing the index.
+const PARALLEL_INDEX_READS: usize = 16;
 
 /// Where functions are published.
 #[derive(Debug, Clone)]
@@ -181,6 +188,55 @@ impl Target {
             digest,
             uploaded: !present,
         })
+    }
+
+    /// Rewrites the manifest index (see [`crate::store::MANIFEST_INDEX`]) from what the store holds now:
+    /// entries of the old index still current are kept, every other manifest is read. Returns
+    /// how many manifests it lists.
+    pub async fn write_index(&self, client: &Client) -> Result<usize, String> {
+        let store = S3Store::new(client.clone(), &self.bucket, &self.prefix);
+        let objects = store.objects().await.map_err(|e| e.to_string())?;
+        let old = store.read_index().await.unwrap_or_default();
+        let store = &store;
+        let old = &old;
+        let entries: Vec<Result<Option<(String, IndexedManifest)>, String>> =
+            futures::stream::iter(
+                objects
+                    .into_iter()
+                    .filter(|(_, file, _)| file == MANIFEST_FILE),
+            )
+            .map(|(name, _, version)| async move {
+                if let Some(entry) = old.manifests.get(&name)
+                    && entry.etag == version.0
+                {
+                    return Ok(Some((name, entry.clone())));
+                }
+                match store.read(&name, MANIFEST_FILE, None).await {
+                    Ok(stored) => {
+                        let stored =
+                            stored.expect("a read without a known version returns content");
+                        let entry = IndexedManifest {
+                            etag: stored.version.0,
+                            text: String::from_utf8_lossy(&stored.bytes).into_owned(),
+                        };
+                        Ok(Some((name, entry)))
+                    }
+                    // Deleted meanwhile: not in the index.
+                    Err(StoreError::NotFound(_)) => Ok(None),
+                    Err(error) => Err(error.to_string()),
+                }
+            })
+            .buffer_unordered(PARALLEL_INDEX_READS)
+            .collect()
+            .await;
+        let mut index = ManifestIndex::default();
+        for entry in entries {
+            if let Some((name, manifest)) = entry? {
+                index.manifests.insert(name, manifest);
+            }
+        }
+        store.write_index(&index).await.map_err(|e| e.to_string())?;
+        Ok(index.manifests.len())
     }
 
     /// Deletes modules (`<name>/*.wasm`) that no manifest under the prefix references.

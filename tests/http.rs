@@ -153,7 +153,7 @@ fn functions_receive_the_normalized_request_and_base64_bodies_pass_both_ways() {
     assert_eq!(request["source_ip"], "1.2.3.4");
 
     let logo = lambda.invoke(&v2_get("/logo.png"));
-    assert_eq!(logo["isBase64Encoded"], true, "{logo}");
+    assert_eq!(logo["isBase64Encoded"], true, "{logo}\n{}", lambda.logs());
     assert_eq!(logo["body"], "iVBORw0KGgo=");
     assert_eq!(logo["headers"]["content-type"], "image/png");
 }

@@ -8,8 +8,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-
 use common::{Lambda, S3Server, Store, assert_error, constant_plugin, eventually};
 use serde_json::{Value, json};
 
@@ -62,6 +60,10 @@ fn a_cold_environment_loads_from_s3_and_revalidation_is_a_conditional_get() {
     assert!(lambda.logs().contains("functions=2"), "{}", lambda.logs());
     assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
     assert_eq!(lambda.call("echo", json!([1])), json!([1]));
+    // What this cold environment compiled is shared in the background; let that settle.
+    eventually(Duration::from_secs(10), "compiled artifacts shared", || {
+        lambda.logs().matches("compiled artifacts shared").count() == 2
+    });
 
     // Within the interval nothing is asked of S3.
     let before = s3.requests().len();
@@ -388,41 +390,7 @@ fn a_store_of_2500_functions_is_discovered_fully() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);
     let module = wat::parse_str(constant_plugin("\"last\"")).unwrap();
-    let client = s3.client();
-    common::block_on(async {
-        let puts = (0..2500).map(|i| {
-            let client = client.clone();
-            let module = module.clone();
-            async move {
-                let name = format!("f{i:04}");
-                let body = aws_sdk_s3::primitives::ByteStream::from(module);
-                client
-                    .put_object()
-                    .bucket(BUCKET)
-                    .key(format!("{name}/{name}.wasm"))
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                let manifest = format!(
-                    "name: {name}\nruntime: wasm\nhooks: [{{type: http, path: /fn/{name}}}]\n"
-                );
-                let body = aws_sdk_s3::primitives::ByteStream::from(manifest.into_bytes());
-                client
-                    .put_object()
-                    .bucket(BUCKET)
-                    .key(format!("{name}/manifest.yaml"))
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        });
-        futures::stream::iter(puts)
-            .buffer_unordered(32)
-            .collect::<Vec<()>>()
-            .await;
-    });
+    s3.put_functions(BUCKET, "", 2500, &module, "/fn/");
 
     // Routes exist only for functions the listing found: the last page's must route too.
     // Reading 2,500 manifests from a local test server can outlast init; later calls continue
@@ -436,4 +404,168 @@ fn a_store_of_2500_functions_is_discovered_fully() {
         Duration::from_secs(5),
     );
     assert_eq!(lambda.url("GET", "/fn/f0000", None).2, "\"last\"");
+}
+
+/// The metrics line of the last call to `function`, once written.
+fn last_metrics(lambda: &Lambda, function: &str) -> Value {
+    let lines = || -> Vec<Value> {
+        lambda
+            .logs()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.get("_aws").is_some() && line["function"] == function)
+            .collect()
+    };
+    eventually(Duration::from_secs(5), "a metrics line", || {
+        !lines().is_empty()
+    });
+    lines().pop().unwrap()
+}
+
+#[test]
+fn compiled_artifacts_are_shared_through_the_store() {
+    let s3 = published();
+    let module = std::fs::read(common::built_function("echo")).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&module));
+    // Under the engine's key: artifacts of another wasmtime, target or setting are elsewhere.
+    let key = format!(
+        "_compiled/{}",
+        wasm_lambda::artifacts::ArtifactKey::new(&digest, false)
+    );
+    let bundle = || -> Option<Vec<u8>> {
+        common::block_on(async {
+            let object = s3
+                .client()
+                .get_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .send()
+                .await;
+            let body = object.ok()?.body.collect().await.ok()?;
+            Some(body.into_bytes().to_vec())
+        })
+    };
+    let environment =
+        |tmp: &tempfile::TempDir| lambda_on(&s3, &[("TMPDIR", tmp.path().to_str().unwrap())]);
+
+    // A cold environment compiles, and shares what it compiled.
+    let first = tempfile::tempdir().unwrap();
+    let lambda = environment(&first);
+    assert_eq!(lambda.call("echo", json!("a")), json!("a"));
+    assert_eq!(last_metrics(&lambda, "echo")["artifact"], "compiled");
+    lambda.wait_for_log(
+        "compiled artifacts shared with the fleet",
+        Duration::from_secs(10),
+    );
+    let shared = bundle().expect("a bundle of compiled artifacts in the store");
+    let paths: Vec<String> = wasm_lambda::artifacts::unbundle(&shared)
+        .unwrap()
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
+    assert!(!paths.is_empty());
+    drop(lambda);
+
+    // The same environment restarted: its own /tmp has them, nothing is asked of S3 for them.
+    let lambda = environment(&first);
+    assert_eq!(lambda.call("echo", json!("a2")), json!("a2"));
+    assert_eq!(last_metrics(&lambda, "echo")["artifact"], "loaded");
+    drop(lambda);
+
+    // Another cold environment, with nothing in its /tmp, loads them instead of compiling.
+    let second = tempfile::tempdir().unwrap();
+    let lambda = environment(&second);
+    assert_eq!(lambda.call("echo", json!("b")), json!("b"));
+    assert_eq!(last_metrics(&lambda, "echo")["artifact"], "loaded");
+    drop(lambda);
+
+    // Entries that are garbage (a sound bundle, as if from another wasmtime) fail wasmtime's
+    // own checks: the module is compiled afresh and runs.
+    let garbage: Vec<(String, Vec<u8>)> = paths
+        .iter()
+        .map(|path| (path.clone(), b"not a compiled module".to_vec()))
+        .collect();
+    s3.put(BUCKET, &key, &wasm_lambda::artifacts::bundle(&garbage));
+    let third = tempfile::tempdir().unwrap();
+    let lambda = environment(&third);
+    assert_eq!(lambda.call("echo", json!("c")), json!("c"));
+    assert_eq!(last_metrics(&lambda, "echo")["artifact"], "compiled");
+    // What it compiled replaces them for the fleet.
+    lambda.wait_for_log(
+        "compiled artifacts shared with the fleet",
+        Duration::from_secs(10),
+    );
+    let replaced = bundle().unwrap();
+    let replaced = wasm_lambda::artifacts::unbundle(&replaced).unwrap();
+    assert!(
+        replaced
+            .iter()
+            .all(|(_, data)| *data != b"not a compiled module")
+    );
+    drop(lambda);
+
+    // A bundle that does not match its checksum is not even written to the cache.
+    let mut damaged = shared.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    s3.put(BUCKET, &key, &damaged);
+    let fourth = tempfile::tempdir().unwrap();
+    let lambda = environment(&fourth);
+    assert_eq!(lambda.call("echo", json!("d")), json!("d"));
+    lambda.wait_for_log(
+        "compiled artifacts damaged (checksum mismatch)",
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn a_cold_start_reads_the_manifest_index_instead_of_each_manifest() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = local_store("Hello");
+    for i in 0..10 {
+        let name = format!("c{i:02}");
+        let module = wat::parse_str(constant_plugin(&format!("\"{name}\""))).unwrap();
+        let manifest =
+            format!("name: {name}\nruntime: wasm\nhooks: [{{type: http, path: /{name}}}]\n");
+        store.add(&name, &manifest, Some(&module));
+    }
+    let (ok, stdout, stderr) = s3.publish(BUCKET, &[store.path().to_str().unwrap()]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("indexed 12 manifests"), "{stdout}");
+
+    // One manifest changed behind the index's back (as by a concurrent publish): the index no
+    // longer holds its current version, so it is read on its own.
+    let module = wat::parse_str(constant_plugin("\"c05\"")).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&module));
+    s3.put(
+        BUCKET,
+        "c05/manifest.yaml",
+        format!(
+            "name: c05\nruntime: wasm\nmodule: {digest}.wasm\nsha256: {digest}\n\
+             hooks: [{{type: http, path: /moved}}]\n"
+        )
+        .as_bytes(),
+    );
+
+    let before = s3.requests().len();
+    let lambda = lambda_on(&s3, &[]);
+    assert!(lambda.logs().contains("functions=12"), "{}", lambda.logs());
+    let init = s3.requests()[before..].to_vec();
+    assert_eq!(
+        count(&init, "GET /functions/_manifests.json"),
+        1,
+        "{init:#?}"
+    );
+    let manifest_reads: Vec<&String> = init
+        .iter()
+        .filter(|line| line.contains("/manifest.yaml"))
+        .collect();
+    assert_eq!(manifest_reads.len(), 1, "{manifest_reads:#?}");
+    assert!(manifest_reads[0].contains("GET /functions/c05/manifest.yaml"));
+
+    assert_eq!(lambda.url("GET", "/c00", None).2, "\"c00\"");
+    assert_eq!(lambda.url("GET", "/moved", None).2, "\"c05\"");
+    assert_eq!(lambda.url("GET", "/c05", None).0, 404);
+    assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
 }

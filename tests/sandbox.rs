@@ -430,6 +430,8 @@ fn one_call_timing_out_never_interrupts_another() {
     hostile(&store, "busy", "busy_for", "timeout: 2s\n");
     let lambda = Lambda::start(store.path(), &[("AWS_LAMBDA_MAX_CONCURRENCY", "2")]);
     healthy(&lambda);
+    // Compiled before the race, so both calls start as soon as they arrive.
+    assert_eq!(lambda.call("busy", json!("1")), json!("done after 1 ms"));
 
     let lambda = &lambda;
     let (looping, working) = std::thread::scope(|scope| {

@@ -161,7 +161,8 @@ pub async fn invoke(
     };
     let adapter = Adapter::with_store(config, store)
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| error.to_string())?
+        .without_metrics();
     let payload = match invocation {
         Invocation::Input(input) => json!({"function": function, "input": input}),
         Invocation::Event(event) => event,

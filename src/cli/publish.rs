@@ -100,5 +100,11 @@ pub async fn publish(
             }
         }
     }
+    // The functions are published either way; without a current index a cold bootstrap reads
+    // each manifest itself.
+    match target.write_index(&client).await {
+        Ok(count) => println!("indexed {count} manifests"),
+        Err(error) => eprintln!("warning: manifest index not written: {error}"),
+    }
     ExitCode::SUCCESS
 }

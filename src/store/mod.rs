@@ -8,9 +8,11 @@ mod dir;
 mod s3;
 
 pub use dir::{DirStore, function_dirs, read_manifest};
-pub use s3::{S3Store, client_from_env};
+pub use s3::{IndexedManifest, MANIFEST_INDEX, ManifestIndex, S3Store, client_from_env};
 
 use bytes::Bytes;
+
+use crate::artifacts::ArtifactKey;
 
 /// The version of a stored object: equal versions mean equal content.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,4 +60,25 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// are immutable and change only with a new manifest, and a broken new version must never
     /// replace a working one. A directory being edited is not published: edits show at once.
     fn published(&self) -> bool;
+
+    /// Manifests as of an index the store keeps (name, text and version), if it keeps one: a
+    /// hint, used only for manifests the listing shows at the same version.
+    async fn manifest_index(&self) -> Option<Vec<(String, Stored)>> {
+        None
+    }
+
+    /// The bundle of compiled artifacts the store keeps as `key` (see `artifacts.rs`), if any.
+    /// A store that keeps none has none.
+    async fn artifact_bundle(&self, _key: &ArtifactKey) -> Result<Option<Bytes>, StoreError> {
+        Ok(None)
+    }
+
+    /// Keeps the bundle of compiled artifacts `key`. A store that keeps none ignores it.
+    async fn put_artifact_bundle(
+        &self,
+        _key: &ArtifactKey,
+        _bundle: Bytes,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

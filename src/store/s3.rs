@@ -12,9 +12,36 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use tracing::{debug, warn};
 
 use super::{FunctionStore, StoreError, Stored, Version};
+use crate::artifacts::ArtifactKey;
 use crate::manifest::MANIFEST_FILE;
+
+/// Where compiled artifacts live under the prefix; not a function name (names cannot start
+/// with `_`).
+pub const ARTIFACTS_DIR: &str = "_compiled";
+
+/// The manifest index under the prefix: every manifest's text and ETag in one object, written
+/// by `wasm-lambda publish`, so a cold environment reads one object instead of one per function.
+pub const MANIFEST_INDEX: &str = "_manifests.json";
+
+/// The manifest index: function name -> its manifest's ETag and text. Only a hint: an entry is
+/// used only while the listing shows the same ETag, so a stale or partial index costs reads,
+/// never a wrong manifest.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ManifestIndex {
+    pub manifests: std::collections::BTreeMap<String, IndexedManifest>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IndexedManifest {
+    pub etag: String,
+    pub text: String,
+}
 
 /// Environment variables that point the SDK at a custom endpoint (S3-compatible servers).
 const ENDPOINT_VARIABLES: &[&str] = &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
@@ -70,6 +97,84 @@ impl S3Store {
     /// The key of `<name>/<path>` under the prefix.
     pub fn key(&self, name: &str, path: &str) -> String {
         format!("{}{name}/{path}", self.prefix)
+    }
+
+    /// The key of the compiled-artifact bundle of module `digest` (see `artifacts.rs`).
+    fn artifact_key(&self, key: &ArtifactKey) -> String {
+        format!("{}{ARTIFACTS_DIR}/{key}", self.prefix)
+    }
+
+    /// The manifest index, if there is a readable one.
+    pub async fn read_index(&self) -> Option<ManifestIndex> {
+        let key = format!("{}{MANIFEST_INDEX}", self.prefix);
+        match self.read_key(&key, None).await {
+            Ok(Some(stored)) => match serde_json::from_slice(&stored.bytes) {
+                Ok(index) => Some(index),
+                Err(error) => {
+                    warn!(%error, "the manifest index does not parse; manifests are read one by one");
+                    None
+                }
+            },
+            Ok(None) | Err(StoreError::NotFound(_)) => None,
+            Err(error) => {
+                debug!(%error, "no manifest index");
+                None
+            }
+        }
+    }
+
+    /// Writes the manifest index.
+    pub async fn write_index(&self, index: &ManifestIndex) -> Result<(), StoreError> {
+        let key = format!("{}{MANIFEST_INDEX}", self.prefix);
+        let body = serde_json::to_vec(index).expect("the index serializes");
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.unavailable(format!("s3://{}/{key}", self.bucket), e))?;
+        Ok(())
+    }
+
+    /// Reads object `key`, or returns `None` when its version is still `known`.
+    pub async fn read_key(
+        &self,
+        key: &str,
+        known: Option<&Version>,
+    ) -> Result<Option<Stored>, StoreError> {
+        let location = format!("s3://{}/{key}", self.bucket);
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(known) = known {
+            request = request.if_none_match(&known.0);
+        }
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(error) => {
+                if error.raw_response().map(|r| r.status().as_u16()) == Some(304) {
+                    return Ok(None);
+                }
+                if let SdkError::ServiceError(service) = &error
+                    && matches!(service.err(), GetObjectError::NoSuchKey(_))
+                {
+                    return Err(StoreError::NotFound(location));
+                }
+                return Err(self.unavailable(location, error));
+            }
+        };
+        let version = Version(output.e_tag().unwrap_or_default().to_string());
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|error| StoreError::Unavailable {
+                location,
+                reason: error.to_string(),
+            })?
+            .into_bytes();
+        Ok(Some(Stored { bytes, version }))
     }
 
     /// Every object `<name>/<file>` under the prefix, with its ETag, walking every page.
@@ -131,40 +236,24 @@ impl FunctionStore for S3Store {
         path: &str,
         known: Option<&Version>,
     ) -> Result<Option<Stored>, StoreError> {
-        let location = self.locate(name, path);
-        let mut request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(name, path));
-        if let Some(known) = known {
-            request = request.if_none_match(&known.0);
-        }
-        let output = match request.send().await {
-            Ok(output) => output,
-            Err(error) => {
-                if error.raw_response().map(|r| r.status().as_u16()) == Some(304) {
-                    return Ok(None);
-                }
-                if let SdkError::ServiceError(service) = &error
-                    && matches!(service.err(), GetObjectError::NoSuchKey(_))
-                {
-                    return Err(StoreError::NotFound(location));
-                }
-                return Err(self.unavailable(location, error));
-            }
-        };
-        let version = Version(output.e_tag().unwrap_or_default().to_string());
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|error| StoreError::Unavailable {
-                location,
-                reason: error.to_string(),
-            })?
-            .into_bytes();
-        Ok(Some(Stored { bytes, version }))
+        self.read_key(&self.key(name, path), known).await
+    }
+
+    async fn manifest_index(&self) -> Option<Vec<(String, Stored)>> {
+        let index = self.read_index().await?;
+        Some(
+            index
+                .manifests
+                .into_iter()
+                .map(|(name, entry)| {
+                    let stored = Stored {
+                        bytes: Bytes::from(entry.text),
+                        version: Version(entry.etag),
+                    };
+                    (name, stored)
+                })
+                .collect(),
+        )
     }
 
     fn locate(&self, name: &str, path: &str) -> String {
@@ -177,5 +266,30 @@ impl FunctionStore for S3Store {
 
     fn published(&self) -> bool {
         true
+    }
+
+    async fn artifact_bundle(&self, key: &ArtifactKey) -> Result<Option<Bytes>, StoreError> {
+        match self.read_key(&self.artifact_key(key), None).await {
+            Ok(stored) => Ok(stored.map(|s| s.bytes)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn put_artifact_bundle(
+        &self,
+        key: &ArtifactKey,
+        bundle: Bytes,
+    ) -> Result<(), StoreError> {
+        let key = self.artifact_key(key);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(bundle))
+            .send()
+            .await
+            .map_err(|e| self.unavailable(format!("s3://{}/{key}", self.bucket), e))?;
+        Ok(())
     }
 }

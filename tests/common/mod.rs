@@ -102,6 +102,8 @@ pub struct Lambda {
     emulator: Process,
     bootstrap: Process,
     agent: ureq::Agent,
+    /// The bootstrap's own `/tmp` (a fresh execution environment) unless the test gives one.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 /// Strips ANSI colour codes so log assertions read plain text.
@@ -120,6 +122,24 @@ fn plain(text: &str) -> String {
         }
     }
     out
+}
+
+/// `cargo lambda watch` serving only the Runtime API emulator on `port`, for the binaries of the
+/// Cargo project in `project`.
+pub fn emulator_command(port: u16, project: &Path) -> Command {
+    let mut emulator = Command::new(cargo_lambda());
+    emulator
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(port.to_string())
+        .current_dir(project);
+    emulator
 }
 
 impl Lambda {
@@ -145,19 +165,7 @@ impl Lambda {
 
     fn launch_with(env: &[(&str, &str)], timeout: Option<Duration>) -> Lambda {
         let port = free_port();
-        let mut emulator = Command::new(cargo_lambda());
-        emulator
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-            ])
-            .arg(port.to_string())
-            .current_dir(ROOT);
-        let emulator = Process::spawn(emulator);
+        let emulator = Process::spawn(emulator_command(port, Path::new(ROOT)));
         wait_for_port(port, || emulator.output.lock().unwrap().clone());
 
         let runtime_port = match timeout {
@@ -177,6 +185,11 @@ impl Lambda {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .env("RUST_LOG", "info");
+        let tmp =
+            (!env.iter().any(|(name, _)| *name == "TMPDIR")).then(|| tempfile::tempdir().unwrap());
+        if let Some(tmp) = &tmp {
+            bootstrap.env("TMPDIR", tmp.path());
+        }
         for (name, value) in env {
             bootstrap.env(name, value);
         }
@@ -191,6 +204,7 @@ impl Lambda {
             emulator,
             bootstrap,
             agent,
+            _tmp: tmp,
         };
         // Init is over when the catalog is loaded (or the store found unavailable). Above
         // info nothing says so; invocations then simply queue until the bootstrap is ready.
@@ -393,6 +407,50 @@ pub struct S3Server {
 }
 
 impl S3Server {
+    /// Puts `count` functions `f0000`, `f0001`, ... under `prefix` in `bucket`, each with
+    /// `module` and a manifest routing `GET {route}{name}` to it, as a publish would lay them out
+    /// (module name aside).
+    pub fn put_functions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        count: usize,
+        module: &[u8],
+        route: &str,
+    ) {
+        use futures::StreamExt;
+        let client = self.client();
+        block_on(async {
+            futures::stream::iter(0..count)
+                .map(|i| {
+                    let client = client.clone();
+                    async move {
+                        let name = format!("f{i:04}");
+                        let manifest = format!(
+                            "name: {name}\nruntime: wasm\nhooks: [{{type: http, path: {route}{name}}}]\n"
+                        );
+                        let objects = [
+                            (format!("{prefix}{name}/{name}.wasm"), module.to_vec()),
+                            (format!("{prefix}{name}/manifest.yaml"), manifest.into_bytes()),
+                        ];
+                        for (key, body) in objects {
+                            client
+                                .put_object()
+                                .bucket(bucket)
+                                .key(key)
+                                .body(aws_sdk_s3::primitives::ByteStream::from(body))
+                                .send()
+                                .await
+                                .unwrap();
+                        }
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<()>>()
+                .await;
+        });
+    }
+
     pub fn start() -> S3Server {
         let mut server = S3Server {
             port: free_port(),

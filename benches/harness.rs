@@ -1,0 +1,854 @@
+//! `make bench`: wasm-lambda against a native Rust Lambda, side by side in one run, and its cold
+//! paths, init and memory. Writes BENCHMARKS.md.
+//!
+//! - Warm: the release `bootstrap` serving `hello.wasm` / `echo.wasm` and a native
+//!   `lambda_runtime` handler doing the same work (`examples/native_hello.rs`), both runtimes of
+//!   one cargo-lambda emulator, in alternating blocks; latency at the client and CPU time of each
+//!   runtime process (`/proc/<pid>/task/*/schedstat`).
+//! - `instance: reuse` against `instance: fresh`, in process through `Adapter::handle`: the time
+//!   an invocation takes, to the microsecond.
+//! - Cold misses with the store in S3 (moto): a ~100 KB and a ~1 MB module, compiled, or loaded
+//!   from the compiled-artifact cache in /tmp or in S3; read from the metrics lines.
+//! - Init: process start to the first `/next`, with 1, 100 and 1,000 functions in S3.
+//! - Memory: RSS after init, and with 100 functions loaded, with and without CACHE_MAX_BYTES.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ROOT, S3Server, Store, WAT_PRELUDE, block_on, free_port};
+use serde_json::{Value, json};
+
+const BUCKET: &str = "functions";
+/// Invocations per block, and blocks per side, of the warm comparison.
+const BLOCK: usize = 500;
+const BLOCKS: usize = 10;
+/// Trials of each cold and init measurement (their median is reported).
+const TRIALS: usize = 5;
+
+/// A child process killed when dropped, its output collected.
+struct Running {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn spawn(command: &mut Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let output = common::collect(&mut child);
+        Running { child, output }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time the process has spent so far, in nanoseconds, over all its threads.
+    fn cpu_ns(&self) -> u64 {
+        let tasks = format!("/proc/{}/task", self.pid());
+        std::fs::read_dir(tasks)
+            .map(|tasks| {
+                tasks
+                    .filter_map(Result::ok)
+                    .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+                    .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `VmRSS` or `VmHWM` in KiB.
+    fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// The metrics lines the process wrote so far.
+    fn metrics(&self) -> Vec<Value> {
+        self.output
+            .lock()
+            .unwrap()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.get("_aws").is_some())
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bootstrap() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bootstrap"))
+}
+
+fn native() -> PathBuf {
+    let path = Path::new(ROOT).join("target/release/examples/native_hello");
+    assert!(
+        path.exists(),
+        "build it first: cargo build --release --example native_hello"
+    );
+    path
+}
+
+/// The Lambda environment of a runtime serving `function` on the emulator at `port`.
+fn runtime(program: &Path, runtime_api: &str, function: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_LOG_LEVEL", "WARN");
+    command
+}
+
+/// The emulator, serving the functions `adapter` and `native` (it accepts only binary names of
+/// the Cargo project it runs in, so it runs in a scratch one).
+struct Emulator {
+    port: u16,
+    _process: Running,
+    _project: tempfile::TempDir,
+}
+
+impl Emulator {
+    fn start() -> Emulator {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(project.path().join("src/bin")).unwrap();
+        std::fs::write(
+            project.path().join("Cargo.toml"),
+            "[package]\nname = \"bench\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+             [[bin]]\nname = \"adapter\"\npath = \"src/bin/adapter.rs\"\n\
+             [[bin]]\nname = \"native\"\npath = \"src/bin/native.rs\"\n",
+        )
+        .unwrap();
+        for bin in ["adapter", "native"] {
+            std::fs::write(
+                project.path().join(format!("src/bin/{bin}.rs")),
+                "fn main() {}\n",
+            )
+            .unwrap();
+        }
+        let port = free_port();
+        let process = Running::spawn(&mut common::emulator_command(port, project.path()));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the emulator did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Emulator {
+            port,
+            _process: process,
+            _project: project,
+        }
+    }
+
+    fn runtime_api(&self, function: &str) -> String {
+        format!("http://127.0.0.1:{}/.rt/{function}", self.port)
+    }
+
+    fn url(&self, function: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.port
+        )
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// Invokes and checks the answer; returns the latency.
+fn invoke(agent: &ureq::Agent, url: &str, event: &[u8], expect: &str) -> Duration {
+    let started = Instant::now();
+    let mut response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(event)
+        .unwrap();
+    let body = response.body_mut().read_to_string().unwrap();
+    let took = started.elapsed();
+    assert!(body.contains(expect), "{url}: {body}");
+    took
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[((values.len() as f64 * p) as usize).min(values.len() - 1)]
+}
+
+/// One side of the warm comparison.
+#[derive(Default)]
+struct Side {
+    latencies_us: Vec<f64>,
+    cpu_us_per_block: Vec<f64>,
+    busy: Duration,
+}
+
+impl Side {
+    fn block(
+        &mut self,
+        runtime: &Running,
+        agent: &ureq::Agent,
+        url: &str,
+        event: &[u8],
+        expect: &str,
+    ) {
+        let cpu = runtime.cpu_ns();
+        let started = Instant::now();
+        for _ in 0..BLOCK {
+            let took = invoke(agent, url, event, expect);
+            self.latencies_us.push(took.as_secs_f64() * 1e6);
+        }
+        self.busy += started.elapsed();
+        let spent = runtime.cpu_ns().saturating_sub(cpu) as f64 / 1000.0;
+        self.cpu_us_per_block.push(spent / BLOCK as f64);
+    }
+
+    fn median_us(&self) -> f64 {
+        median(&mut self.latencies_us.clone())
+    }
+
+    fn p99_us(&self) -> f64 {
+        percentile(&mut self.latencies_us.clone(), 0.99)
+    }
+
+    fn throughput(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.busy.as_secs_f64()
+    }
+
+    fn cpu_us(&self) -> f64 {
+        median(&mut self.cpu_us_per_block.clone())
+    }
+}
+
+struct Warm {
+    kind: &'static str,
+    native: Side,
+    adapter: Side,
+    /// Median over the blocks of adapter / native, for latency and for CPU.
+    block_latency_ratio: f64,
+    block_cpu_ratio: f64,
+}
+
+/// The warm comparison for HTTP and direct invocations.
+fn warm() -> Vec<Warm> {
+    let emulator = Emulator::start();
+    let store = Store::new();
+    store.add_built(
+        "hello",
+        "hello",
+        "config: {greeting: Hello}\nhooks:\n  - {type: http, method: GET, path: \"/hello/{name}\"}\n",
+    );
+    store.add_built("echo", "echo", "");
+    let native = Running::spawn(&mut runtime(
+        &native(),
+        &emulator.runtime_api("native"),
+        "native",
+    ));
+    let adapter = Running::spawn(
+        runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter")
+            .env("FUNCTIONS_DIR", store.path())
+            // As with the S3 store: a manifest is trusted for 30 s.
+            .env("REVALIDATE_AFTER", "30s")
+            .env("TMPDIR", store.path()),
+    );
+    let agent = agent();
+    let http = serde_json::to_vec(&common::event("apigw-v2-get-hello.json")).unwrap();
+    let input = json!({"hello": "world", "n": [1, 2, 3]});
+    let kinds: [(&str, Vec<u8>, Vec<u8>, &str); 2] = [
+        (
+            "HTTP (API Gateway v2 GET /hello/{name})",
+            http.clone(),
+            http,
+            "Hello, ada!",
+        ),
+        (
+            "direct (echo)",
+            serde_json::to_vec(&json!({"input": input})).unwrap(),
+            serde_json::to_vec(&json!({"function": "echo", "input": input})).unwrap(),
+            "world",
+        ),
+    ];
+    let mut results = Vec::new();
+    for (kind, native_event, adapter_event, expect) in kinds {
+        let (native_url, adapter_url) = (emulator.url("native"), emulator.url("adapter"));
+        for _ in 0..200 {
+            invoke(&agent, &native_url, &native_event, expect);
+            invoke(&agent, &adapter_url, &adapter_event, expect);
+        }
+        let (mut a, mut n) = (Side::default(), Side::default());
+        let (mut latency_ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        for _ in 0..BLOCKS {
+            n.block(&native, &agent, &native_url, &native_event, expect);
+            a.block(&adapter, &agent, &adapter_url, &adapter_event, expect);
+            let last = |side: &Side| {
+                median(&mut side.latencies_us[side.latencies_us.len() - BLOCK..].to_vec())
+            };
+            latency_ratios.push(last(&a) / last(&n));
+            cpu_ratios
+                .push(a.cpu_us_per_block.last().unwrap() / n.cpu_us_per_block.last().unwrap());
+        }
+        results.push(Warm {
+            kind,
+            native: n,
+            adapter: a,
+            block_latency_ratio: median(&mut latency_ratios),
+            block_cpu_ratio: median(&mut cpu_ratios),
+        });
+    }
+    results
+}
+
+/// `instance: reuse` against `instance: fresh`: median latency in microseconds of direct
+/// invocations through the Runtime API loop, in alternating blocks. A fresh instance is made
+/// after each call has answered, while the runtime asks for the next invocation.
+fn instances(emulator: &Emulator) -> (f64, f64) {
+    let store = Store::new();
+    store.add_built("reuse", "echo", "instance: reuse\n");
+    store.add_built("fresh", "echo", "instance: fresh\n");
+    let _adapter = Running::spawn(
+        runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter")
+            .env("FUNCTIONS_DIR", store.path())
+            .env("REVALIDATE_AFTER", "30s")
+            .env("TMPDIR", store.path()),
+    );
+    let agent = agent();
+    let url = emulator.url("adapter");
+    let event = |function: &str| {
+        serde_json::to_vec(&json!({"function": function, "input": {"n": 1}})).unwrap()
+    };
+    let (reuse_event, fresh_event) = (event("reuse"), event("fresh"));
+    for _ in 0..200 {
+        invoke(&agent, &url, &reuse_event, "\"n\"");
+        invoke(&agent, &url, &fresh_event, "\"n\"");
+    }
+    let (mut reuse, mut fresh) = (Vec::new(), Vec::new());
+    for _ in 0..BLOCKS {
+        for _ in 0..BLOCK {
+            reuse.push(invoke(&agent, &url, &reuse_event, "\"n\"").as_secs_f64() * 1e6);
+        }
+        for _ in 0..BLOCK {
+            fresh.push(invoke(&agent, &url, &fresh_event, "\"n\"").as_secs_f64() * 1e6);
+        }
+    }
+    (median(&mut reuse), median(&mut fresh))
+}
+
+/// A module with a `handle` that outputs `"big"` and `count` filler functions of a few hundred
+/// bytes of code each (a loop of arithmetic and memory traffic), all in a table so none is dead.
+fn filler_module(count: usize) -> Vec<u8> {
+    let mut wat = format!("(module {WAT_PRELUDE}\n  (data (i32.const 1024) \"\\22big\\22\")\n");
+    for i in 0..count {
+        let mut body = String::new();
+        for k in 0..12 {
+            let _ = write!(
+                body,
+                " (local.set $a (i32.add (i32.mul (local.get $a) (i32.const {})) (i32.xor (local.get $b) (i32.const {}))))\
+                 (local.set $b (i32.rotl (i32.add (local.get $b) (i32.load (i32.and (local.get $a) (i32.const 4092)))) (i32.const {})))",
+                i * 31 + k + 3,
+                k * 17 + 1,
+                k % 31 + 1
+            );
+        }
+        let _ = writeln!(
+            wat,
+            "  (func $f{i} (param $n i32) (result i32) (local $a i32) (local $b i32)\
+             (local.set $a (local.get $n)) (block $done (loop $again\
+             (br_if $done (i32.eqz (local.get $n))){body}\
+             (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br $again)))\
+             (i32.add (local.get $a) (local.get $b)))"
+        );
+    }
+    let names: Vec<String> = (0..count).map(|i| format!("$f{i}")).collect();
+    let _ = writeln!(
+        wat,
+        "  (table {count} funcref) (elem (i32.const 0) {})",
+        names.join(" ")
+    );
+    wat.push_str(
+        "  (func (export \"handle\") (result i32) (call $out (i32.const 1024) (i32.const 5)) (i32.const 0)))",
+    );
+    wat::parse_str(wat).unwrap()
+}
+
+/// A module of about `bytes`.
+fn big_module(bytes: usize) -> Vec<u8> {
+    let sample = filler_module(100).len();
+    filler_module(100 * bytes / sample)
+}
+
+fn put(s3: &S3Server, key: &str, body: &[u8]) {
+    s3.put(BUCKET, key, body);
+}
+
+fn delete_prefix(s3: &S3Server, prefix: &str) {
+    let client = s3.client();
+    let listed = block_on(
+        client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .send(),
+    )
+    .unwrap();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        block_on(client.delete_object().bucket(BUCKET).key(key).send()).unwrap();
+    }
+}
+
+/// The bootstrap on the S3 store, with its compile cache in `tmp`, on its own emulator.
+fn s3_bootstrap(s3: &S3Server, tmp: &Path, emulator: &Emulator, extra: &[(&str, &str)]) -> Running {
+    let mut command = runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter");
+    command
+        .envs(s3.env())
+        .env("FUNCTIONS_BUCKET", BUCKET)
+        .env("TMPDIR", tmp)
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .env("RUST_LOG", "info,wasm_lambda=debug");
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    Running::spawn(&mut command)
+}
+
+/// Median (fetch ms, fetch + compile ms) of each case.
+struct Cold {
+    module: String,
+    compiled_ms: (f64, f64),
+    from_tmp_ms: (f64, f64),
+    from_s3_ms: (f64, f64),
+}
+
+/// Median fetch and total over the trials.
+fn medians(trials: &[(f64, f64)]) -> (f64, f64) {
+    let mut fetch: Vec<f64> = trials.iter().map(|t| t.0).collect();
+    let mut total: Vec<f64> = trials.iter().map(|t| t.1).collect();
+    (median(&mut fetch), median(&mut total))
+}
+
+/// Cold misses: the first invocation of a function in a new environment, its fetch and compile
+/// (or artifact load) time from the metrics line.
+fn cold(s3: &S3Server, emulator: &Emulator) -> Vec<Cold> {
+    let hello = std::fs::read(common::built_function("hello")).unwrap();
+    let modules = [("hello", hello), ("big", big_module(1 << 20))];
+    let agent = agent();
+    let mut results = Vec::new();
+    for (name, module) in modules {
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&module));
+        put(s3, &format!("{name}/{digest}.wasm"), &module);
+        put(
+            s3,
+            &format!("{name}/manifest.yaml"),
+            format!("name: {name}\nruntime: wasm\nmodule: {digest}.wasm\nsha256: {digest}\n")
+                .as_bytes(),
+        );
+        let event =
+            serde_json::to_vec(&json!({"function": name, "input": {"params": {"name": "x"}}}))
+                .unwrap();
+        let load_ms = |tmp: &Path, expect_artifact: &str| {
+            let process = s3_bootstrap(s3, tmp, emulator, &[]);
+            invoke(&agent, &emulator.url("adapter"), &event, "");
+            let started = Instant::now();
+            let line = loop {
+                if let Some(line) = process.metrics().pop() {
+                    break line;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "no metrics line"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert_eq!(
+                line["artifact"],
+                expect_artifact,
+                "{line}\n{}",
+                process.output.lock().unwrap()
+            );
+            // An environment that compiled shares the artifacts in the background, and lives on
+            // after the invocation (as in Lambda) long enough to finish.
+            if expect_artifact == "compiled" {
+                let started = Instant::now();
+                while !process
+                    .output
+                    .lock()
+                    .unwrap()
+                    .contains("compiled artifacts shared")
+                {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "artifacts not shared"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            let fetch = line["fetch_ms"].as_f64().unwrap();
+            (fetch, fetch + line["compile_ms"].as_f64().unwrap())
+        };
+        let (mut compiled, mut from_tmp, mut from_s3) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..TRIALS {
+            delete_prefix(s3, "_compiled/");
+            let tmp = tempfile::tempdir().unwrap();
+            compiled.push(load_ms(tmp.path(), "compiled"));
+            from_tmp.push(load_ms(tmp.path(), "loaded"));
+            let fresh_tmp = tempfile::tempdir().unwrap();
+            from_s3.push(load_ms(fresh_tmp.path(), "loaded"));
+        }
+        results.push(Cold {
+            module: format!("{name} ({} KB)", module.len() / 1000),
+            compiled_ms: medians(&compiled),
+            from_tmp_ms: medians(&from_tmp),
+            from_s3_ms: medians(&from_s3),
+        });
+    }
+    results
+}
+
+/// Process start to the first `/next` with `count` functions in the store; and the RSS then.
+fn init(s3: &S3Server, count: usize) -> (f64, u64) {
+    let prefix = format!("init{count}/");
+    let module = wat::parse_str(common::constant_plugin("\"ok\"")).unwrap();
+    s3.put_functions(BUCKET, &prefix, count, &module, "/");
+    let client = s3.client();
+    block_on(async {
+        // As `wasm-lambda publish` leaves it: with the manifest index.
+        let target = wasm_lambda::publish::Target {
+            bucket: BUCKET.to_string(),
+            prefix: prefix.clone(),
+        };
+        target.write_index(&client).await.unwrap();
+    });
+    let (mut took, mut rss) = (Vec::new(), Vec::new());
+    for _ in 0..TRIALS {
+        // A listener posing as the Runtime API: the first request on it is the first /next.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let runtime_api = format!("http://{}", listener.local_addr().unwrap());
+        let tmp = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let mut command = runtime(&bootstrap(), &runtime_api, "adapter");
+        command
+            .envs(s3.env())
+            .env("FUNCTIONS_BUCKET", BUCKET)
+            .env("FUNCTIONS_PREFIX", &prefix)
+            .env("TMPDIR", tmp.path());
+        let process = Running::spawn(&mut command);
+        let (mut connection, _) = listener.accept().unwrap();
+        let mut first = [0u8; 64];
+        let read = connection.read(&mut first).unwrap();
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(
+            String::from_utf8_lossy(&first[..read]).contains("/runtime/invocation/next"),
+            "{}",
+            process.output.lock().unwrap()
+        );
+        rss.push(process.memory_kib("VmRSS:") as f64);
+    }
+    (median(&mut took), median(&mut rss) as u64)
+}
+
+/// Peak and current RSS (MiB) after loading 100 functions, with `CACHE_MAX_BYTES` if given.
+fn memory(emulator: &Emulator, cache_max: Option<&str>) -> (f64, f64) {
+    let store = Store::new();
+    let hello = std::fs::read(common::built_function("hello")).unwrap();
+    for i in 0..100 {
+        let name = format!("h{i:03}");
+        store.add(
+            &name,
+            &format!("name: {name}\nruntime: wasm\n"),
+            Some(&hello),
+        );
+    }
+    let mut command = runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter");
+    command
+        .env("FUNCTIONS_DIR", store.path())
+        .env("TMPDIR", store.path());
+    if let Some(max) = cache_max {
+        command.env("CACHE_MAX_BYTES", max);
+    }
+    let process = Running::spawn(&mut command);
+    let agent = agent();
+    for i in 0..100 {
+        let event = serde_json::to_vec(
+            &json!({"function": format!("h{i:03}"), "input": {"params": {"name": "x"}}}),
+        )
+        .unwrap();
+        invoke(&agent, &emulator.url("adapter"), &event, "Hello");
+    }
+    // Evictions are applied as the cache does its housekeeping: give it a few calls.
+    for _ in 0..20 {
+        let event =
+            serde_json::to_vec(&json!({"function": "h099", "input": {"params": {"name": "x"}}}))
+                .unwrap();
+        invoke(&agent, &emulator.url("adapter"), &event, "Hello");
+    }
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    (
+        mib(process.memory_kib("VmHWM:")),
+        mib(process.memory_kib("VmRSS:")),
+    )
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}, {rustc}", kernel.trim())
+}
+
+fn check(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
+fn main() {
+    // `cargo test --all-targets` builds this too, and runs it without `--bench`: nothing to
+    // measure then.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        eprintln!("benchmarks run with `make bench`");
+        return;
+    }
+    // `BENCH=cold,init` runs some parts only (and writes no BENCHMARKS.md).
+    let only = std::env::var("BENCH").ok();
+    let part = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == name))
+    };
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let emulator = Emulator::start();
+    let warm = if part("warm") {
+        eprintln!("warm: adapter against native ...");
+        warm()
+    } else {
+        Vec::new()
+    };
+    let (reuse_us, fresh_us) = if part("instances") {
+        eprintln!("instance: reuse against fresh ...");
+        instances(&emulator)
+    } else {
+        (0.0, 0.0)
+    };
+    let cold = if part("cold") {
+        eprintln!("cold misses from S3 ...");
+        cold(&s3, &emulator)
+    } else {
+        Vec::new()
+    };
+    let inits: Vec<(usize, f64, u64)> = if part("init") {
+        eprintln!("init ...");
+        [1, 100, 1000]
+            .into_iter()
+            .map(|count| {
+                let (ms, rss) = init(&s3, count);
+                (count, ms, rss)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (unbounded, bounded) = if part("memory") {
+        eprintln!("memory ...");
+        (memory(&emulator, None), memory(&emulator, Some("16MiB")))
+    } else {
+        ((0.0, 0.0), (0.0, 0.0))
+    };
+
+    let mut doc = String::new();
+    let _ = writeln!(doc, "# Benchmarks\n");
+    let _ = writeln!(
+        doc,
+        "Measured by `make bench` (the harness is `benches/harness.rs`) on {}. Figures are medians \
+         unless said otherwise; ratios compare two things measured side by side in the same run. \
+         Absolute times on a shared 2-core machine are noisy; ratios are what to read.\n",
+        machine()
+    );
+    let _ = writeln!(
+        doc,
+        "## Warm invocations: wasm-lambda against a native Rust Lambda\n"
+    );
+    let _ = writeln!(
+        doc,
+        "Both are runtimes of one cargo-lambda Runtime API emulator, invoked in alternating blocks of \
+         {BLOCK} ({} each). Latency is at the client, through the emulator (about 0.8 ms of it is the \
+         emulator's); CPU is the runtime process's own time per invocation. The adapter serves \
+         `functions/hello` and `functions/echo` from a directory store trusted for 30 s (as the S3 \
+         store is), and writes a metrics line per invocation.\n",
+        BLOCK * BLOCKS
+    );
+    let _ = writeln!(
+        doc,
+        "| invocation | side | median | p99 | throughput | CPU / invocation |"
+    );
+    let _ = writeln!(doc, "|---|---|---|---|---|---|");
+    for w in &warm {
+        for (side, s) in [("native", &w.native), ("wasm-lambda", &w.adapter)] {
+            let _ = writeln!(
+                doc,
+                "| {} | {side} | {:.0} µs | {:.0} µs | {:.0}/s | {:.0} µs |",
+                w.kind,
+                s.median_us(),
+                s.p99_us(),
+                s.throughput(),
+                s.cpu_us()
+            );
+        }
+    }
+    let _ = writeln!(
+        doc,
+        "\n| invocation | median latency ratio | per-block latency ratio | per-block CPU ratio | target: median ratio ≤ 1.10 |"
+    );
+    let _ = writeln!(doc, "|---|---|---|---|---|");
+    for w in &warm {
+        let ratio = w.adapter.median_us() / w.native.median_us();
+        let _ = writeln!(
+            doc,
+            "| {} | {ratio:.3} | {:.3} | {:.3} | {} |",
+            w.kind,
+            w.block_latency_ratio,
+            w.block_cpu_ratio,
+            check(ratio <= 1.10)
+        );
+    }
+    let _ = writeln!(doc, "\n## `instance: reuse` against `instance: fresh`\n");
+    let _ = writeln!(
+        doc,
+        "Direct invocations of `echo` as `instance: reuse` and as `instance: fresh`, through the \
+         Runtime API loop (the emulator), {} each, alternating blocks; median latency at the client. \
+         `fresh` makes each call's instance after the previous call answered, while the runtime \
+         asks for the next invocation: off the critical path.\n",
+        BLOCK * BLOCKS
+    );
+    let _ = writeln!(doc, "| reuse | fresh | fresh adds | target: ≤ 20 µs |");
+    let _ = writeln!(doc, "|---|---|---|---|");
+    let _ = writeln!(
+        doc,
+        "| {reuse_us:.1} µs | {fresh_us:.1} µs | {:.1} µs | {} |",
+        fresh_us - reuse_us,
+        check(fresh_us - reuse_us <= 20.0)
+    );
+    let _ = writeln!(doc, "\n## Cold misses, store in S3\n");
+    let _ = writeln!(
+        doc,
+        "The first invocation of a function in a new execution environment: fetching the module from \
+         S3 (moto, on loopback) and compiling it, or loading its compiled artifact from the cache in \
+         /tmp or from S3 (`_compiled/`). Fetch + compile time from the metrics line, median of {TRIALS} \
+         new processes each.\n"
+    );
+    let _ = writeln!(
+        doc,
+        "| module | compiled | artifact in /tmp | artifact in S3 | target (100 KB): ≤ 80 ms compiled, ≤ 10 ms cached |"
+    );
+    let _ = writeln!(doc, "|---|---|---|---|---|");
+    let cell = |(fetch, total): (f64, f64)| format!("{total:.1} ms (fetch {fetch:.1})");
+    for (i, c) in cold.iter().enumerate() {
+        let target = if i == 0 {
+            check(c.compiled_ms.1 <= 80.0 && c.from_tmp_ms.1 <= 10.0 && c.from_s3_ms.1 <= 10.0)
+        } else {
+            "(reported)"
+        };
+        let _ = writeln!(
+            doc,
+            "| {} | {} | {} | {} | {target} |",
+            c.module,
+            cell(c.compiled_ms),
+            cell(c.from_tmp_ms),
+            cell(c.from_s3_ms)
+        );
+    }
+    let _ = writeln!(doc, "\n## Init\n");
+    let _ = writeln!(
+        doc,
+        "Process start to the first `/next`, functions in S3 (moto on loopback) as `wasm-lambda \
+         publish` leaves them, with the manifest index: the listing and one read of the index), \
+         median of {TRIALS}; RSS at that moment.\n"
+    );
+    let _ = writeln!(doc, "| functions | init | RSS | target |");
+    let _ = writeln!(doc, "|---|---|---|---|");
+    for (count, ms, rss) in &inits {
+        let target = match count {
+            100 => format!("≤ 150 ms: {}", check(*ms <= 150.0)),
+            1 => format!("RSS ≤ 30 MB: {}", check(*rss as f64 / 1024.0 <= 30.0)),
+            _ => "(reported)".to_string(),
+        };
+        let _ = writeln!(
+            doc,
+            "| {count} | {ms:.1} ms | {:.1} MiB | {target} |",
+            *rss as f64 / 1024.0
+        );
+    }
+    let _ = writeln!(doc, "\n## Memory with 100 functions loaded\n");
+    let _ = writeln!(
+        doc,
+        "100 copies of `hello` (111 KB) each invoked once, then a few more calls.\n"
+    );
+    let _ = writeln!(doc, "| CACHE_MAX_BYTES | peak RSS | RSS after |");
+    let _ = writeln!(doc, "|---|---|---|");
+    let _ = writeln!(
+        doc,
+        "| default (256 MiB) | {:.1} MiB | {:.1} MiB |",
+        unbounded.0, unbounded.1
+    );
+    let _ = writeln!(
+        doc,
+        "| 16MiB | {:.1} MiB | {:.1} MiB |",
+        bounded.0, bounded.1
+    );
+    let _ = writeln!(
+        doc,
+        "\nReproduce: `make bench` (about ten minutes, most of it the release build)."
+    );
+
+    if only.is_none() {
+        std::fs::write(Path::new(ROOT).join("BENCHMARKS.md"), &doc).unwrap();
+    }
+    println!("{doc}");
+}

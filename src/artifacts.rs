@@ -1,0 +1,376 @@
+//! Compiled artifacts, kept so that a module is compiled once per digest for the whole fleet
+//! rather than once per execution environment.
+//!
+//! - **Locally**, wasmtime's compile cache in `/tmp` (Lambda's only writable directory): an entry
+//!   per compiled module, keyed by wasmtime on the module's bytes, its own version, the target and
+//!   the engine settings. Beside it, published modules by digest (they never change) and a mark
+//!   per digest whose artifacts are in the cache, so reloading a function the plugin cache
+//!   evicted asks nothing of the store.
+//! - **Across the fleet**, the function store keeps a bundle of those entries next to the
+//!   modules (`_compiled/<engine>/<module sha256>` under the S3 prefix, where `<engine>` is a
+//!   hash of wasmtime's version, the target and its CPU features, and the engine settings; see
+//!   [`ArtifactKey`]): one object, fetched in one request
+//!   at the same time as the module. A cold environment writes its entries into its cache before
+//!   compiling, so wasmtime loads instead of compiling; an environment that did compile uploads
+//!   the entries that appeared, in the background, when its role may write there.
+//!
+//! An entry that is corrupt or was made by another wasmtime version, target or setting fails
+//! wasmtime's own checks (decompression, then its engine-compatibility check) and is compiled
+//! afresh: never a crash, never wrong code. A bundle whose bytes do not match the checksum it
+//! ends with is not used at all. Only the function role may write `_compiled/`: the
+//! template's bucket policy refuses everyone else, as these entries are native code.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tracing::{debug, info, warn};
+
+use crate::store::FunctionStore;
+
+/// What compiled artifacts are kept under: the module's SHA-256 and the engine that compiled it.
+/// Artifacts of one module made by another wasmtime version, target or setting are under
+/// another key, so a fleet mid-rollout never trades artifacts it cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactKey {
+    pub engine: String,
+    pub module: String,
+}
+
+impl ArtifactKey {
+    /// The key for module `digest` compiled by the engine Extism builds for a plugin, with or
+    /// without fuel metering (the one setting a manifest changes).
+    pub fn new(digest: &str, fuel: bool) -> ArtifactKey {
+        static ENGINES: OnceLock<[String; 2]> = OnceLock::new();
+        let engines = ENGINES.get_or_init(|| [engine_hash(false), engine_hash(true)]);
+        ArtifactKey {
+            engine: engines[usize::from(fuel)].clone(),
+            module: digest.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ArtifactKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.engine, self.module)
+    }
+}
+
+/// wasmtime's own compatibility hash (version, target, CPU features, compiler and engine
+/// settings) of the engine Extism 1.30 configures in `CompiledPlugin::new`, as 16 hex digits.
+fn engine_hash(fuel: bool) -> String {
+    let mut config = wasmtime::Config::new();
+    config
+        .epoch_interruption(true)
+        .wasm_tail_call(true)
+        .wasm_function_references(true)
+        .wasm_gc(true)
+        .consume_fuel(fuel);
+    let mut hasher = Sha256Hasher(Sha256::new());
+    match wasmtime::Engine::new(&config) {
+        Ok(engine) => engine.precompile_compatibility_hash().hash(&mut hasher),
+        // Never expected; the key then still separates what it can.
+        Err(error) => error.to_string().hash(&mut hasher),
+    }
+    std::env::consts::ARCH.hash(&mut hasher);
+    hex::encode(&hasher.0.finalize()[..8])
+}
+
+/// A `Hasher` that is the same in every process and Rust release, unlike std's.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+}
+
+/// The compile cache's entries: path relative to the cache directory -> (size, modified).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing(BTreeMap<String, (u64, SystemTime)>);
+
+/// The compile cache directory, and whether uploads to the store still make sense.
+#[derive(Debug)]
+pub struct Artifacts {
+    /// wasmtime's compile cache.
+    dir: PathBuf,
+    /// Published modules, `<digest>.wasm`, and marks, `<digest>.compiled`.
+    local: PathBuf,
+    uploads: AtomicBool,
+}
+
+impl Artifacts {
+    /// Artifacts in wasmtime's cache directory `dir`, modules and marks in `local`.
+    pub fn new(dir: &Path, local: &Path) -> Artifacts {
+        Artifacts {
+            dir: dir.to_path_buf(),
+            local: local.to_path_buf(),
+            uploads: AtomicBool::new(true),
+        }
+    }
+
+    /// The module with SHA-256 `digest`, if kept here and intact.
+    pub fn module(&self, digest: &str) -> Option<Bytes> {
+        let bytes = std::fs::read(self.local.join(format!("{digest}.wasm"))).ok()?;
+        (hex::encode(Sha256::digest(&bytes)) == digest).then(|| Bytes::from(bytes))
+    }
+
+    /// Keeps the module with SHA-256 `digest` (already verified by the caller).
+    pub fn keep_module(&self, digest: &str, bytes: &[u8]) {
+        let path = self.local.join(format!("{digest}.wasm"));
+        let temporary = self.local.join(format!("{digest}.wasm.part"));
+        let written = std::fs::create_dir_all(&self.local)
+            .and_then(|()| std::fs::write(&temporary, bytes))
+            .and_then(|()| std::fs::rename(&temporary, &path));
+        if let Err(error) = written {
+            debug!(%digest, %error, "module not kept locally");
+        }
+    }
+
+    /// Whether the compile cache holds the artifacts `key` (as far as we know: an entry lost
+    /// since is simply compiled again).
+    pub fn has_compiled(&self, key: &ArtifactKey) -> bool {
+        self.mark(key).exists()
+    }
+
+    /// Marks the artifacts `key` as in the compile cache.
+    pub fn mark_compiled(&self, key: &ArtifactKey) {
+        let _ =
+            std::fs::create_dir_all(&self.local).and_then(|()| std::fs::write(self.mark(key), b""));
+    }
+
+    fn mark(&self, key: &ArtifactKey) -> PathBuf {
+        self.local
+            .join(format!("{}-{}.compiled", key.module, key.engine))
+    }
+
+    /// The cache's entries: `modules/<compiler>/<hash>` files (not wasmtime's `.stats` and
+    /// temporary files).
+    pub fn listing(&self) -> Listing {
+        let mut entries = BTreeMap::new();
+        let Ok(compilers) = std::fs::read_dir(self.dir.join("modules")) else {
+            return Listing(entries);
+        };
+        for compiler in compilers.filter_map(Result::ok) {
+            let Ok(files) = std::fs::read_dir(compiler.path()) else {
+                continue;
+            };
+            for file in files.filter_map(Result::ok) {
+                let name = file.file_name().to_string_lossy().into_owned();
+                let Ok(metadata) = file.metadata() else {
+                    continue;
+                };
+                if name.contains('.') || !metadata.is_file() {
+                    continue;
+                }
+                let path = format!("modules/{}/{name}", compiler.file_name().to_string_lossy());
+                let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                entries.insert(path, (metadata.len(), modified));
+            }
+        }
+        Listing(entries)
+    }
+
+    /// The entries added or rewritten since `before`.
+    pub fn changed_since(&self, before: &Listing) -> Vec<String> {
+        self.listing()
+            .0
+            .into_iter()
+            .filter(|(path, now)| before.0.get(path) != Some(now))
+            .map(|(path, _)| path)
+            .collect()
+    }
+
+    /// Writes the store's entries `key` into the cache; returns how many.
+    pub async fn download(&self, store: &dyn FunctionStore, key: &ArtifactKey) -> usize {
+        let bundle = match store.artifact_bundle(key).await {
+            Ok(Some(bundle)) => bundle,
+            Ok(None) => return 0,
+            Err(error) => {
+                debug!(%key, %error, "no compiled artifacts from the store");
+                return 0;
+            }
+        };
+        let Some(entries) = unbundle(&bundle) else {
+            warn!(%key, "compiled artifacts damaged (checksum mismatch); not used");
+            return 0;
+        };
+        let mut written = 0;
+        for (path, bytes) in entries {
+            match self.write(&path, bytes) {
+                Ok(()) => written += 1,
+                Err(error) => warn!(%path, %error, "compiled artifact not written to the cache"),
+            }
+        }
+        written
+    }
+
+    /// Writes `bytes` at the relative `path`, atomically, refusing paths that leave the cache.
+    fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let valid = parts.len() == 3
+            && parts[0] == "modules"
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && *p != "." && *p != "..");
+        if !valid {
+            return Err(std::io::Error::other(format!(
+                "`{path}` is not a cache entry"
+            )));
+        }
+        let target = self.dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let temporary = target.with_extension("download");
+        std::fs::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, &target)
+    }
+
+    /// Uploads the cache entries `paths` to the store as `key`, in one bundle. A refusal (the
+    /// role may not write) stops uploads for the life of the process.
+    pub async fn upload(&self, store: &dyn FunctionStore, key: &ArtifactKey, paths: &[String]) {
+        if !self.uploads.load(Ordering::Relaxed) {
+            return;
+        }
+        let entries: Vec<(String, Vec<u8>)> = paths
+            .iter()
+            .filter_map(|path| Some((path.clone(), std::fs::read(self.dir.join(path)).ok()?)))
+            .collect();
+        match store.put_artifact_bundle(key, bundle(&entries)).await {
+            Ok(()) => {
+                info!(%key, entries = entries.len(), "compiled artifacts shared with the fleet")
+            }
+            Err(error) => {
+                if self.uploads.swap(false, Ordering::Relaxed) {
+                    warn!(%error, "compiled artifacts are not shared: the store refused them");
+                }
+            }
+        }
+    }
+}
+
+/// The first bytes of a bundle.
+const MAGIC: &[u8] = b"wasm-lambda artifacts 1\n";
+
+/// Cache entries in one object: the magic line, then per entry the path's length (u32, big
+/// endian), the path, the data's length (u64) and the data; last, the SHA-256 of all before it.
+pub fn bundle(entries: &[(String, Vec<u8>)]) -> Bytes {
+    let mut out = MAGIC.to_vec();
+    for (path, data) in entries {
+        out.extend_from_slice(&(path.len() as u32).to_be_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(&(data.len() as u64).to_be_bytes());
+        out.extend_from_slice(data);
+    }
+    let checksum = Sha256::digest(&out);
+    out.extend_from_slice(&checksum);
+    Bytes::from(out)
+}
+
+/// The entries of a bundle, or `None` if it is damaged.
+pub fn unbundle(bundle: &[u8]) -> Option<Vec<(String, &[u8])>> {
+    let (body, checksum) = bundle.split_at_checked(bundle.len().checked_sub(32)?)?;
+    if Sha256::digest(body).as_slice() != checksum {
+        return None;
+    }
+    let mut rest = body.strip_prefix(MAGIC)?;
+    let mut entries = Vec::new();
+    while !rest.is_empty() {
+        let (length, tail) = rest.split_first_chunk::<4>()?;
+        let (path, tail) = tail.split_at_checked(u32::from_be_bytes(*length) as usize)?;
+        let (length, tail) = tail.split_first_chunk::<8>()?;
+        let (data, tail) =
+            tail.split_at_checked(usize::try_from(u64::from_be_bytes(*length)).ok()?)?;
+        entries.push((String::from_utf8(path.to_vec()).ok()?, data));
+        rest = tail;
+    }
+    Some(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_listed_and_changes_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts::new(dir.path(), &dir.path().join("local"));
+        assert_eq!(artifacts.listing(), Listing::default());
+        artifacts.write("modules/cranelift-43/abc", b"one").unwrap();
+        std::fs::write(dir.path().join("modules/cranelift-43/abc.stats"), "x").unwrap();
+        let before = artifacts.listing();
+        assert_eq!(before.0.len(), 1);
+        artifacts.write("modules/cranelift-43/def", b"two").unwrap();
+        assert_eq!(
+            artifacts.changed_since(&before),
+            ["modules/cranelift-43/def"]
+        );
+        for bad in ["../escape", "modules/../../x", "modules/a", "other/a/b"] {
+            assert!(artifacts.write(bad, b"x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn artifacts_are_keyed_by_module_and_engine_settings() {
+        let plain = ArtifactKey::new("ab12", false);
+        assert_eq!(plain, ArtifactKey::new("ab12", false));
+        assert_eq!(plain.engine.len(), 16);
+        assert!(plain.engine.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(plain.to_string(), format!("{}/ab12", plain.engine));
+        // Fuel metering compiles other code.
+        assert_ne!(plain.engine, ArtifactKey::new("ab12", true).engine);
+        assert_ne!(plain, ArtifactKey::new("cd34", false));
+    }
+
+    #[test]
+    fn bundles_round_trip_and_refuse_damage() {
+        let entries = vec![
+            ("modules/c/one".to_string(), b"first".to_vec()),
+            ("modules/c/two".to_string(), Vec::new()),
+        ];
+        let packed = bundle(&entries);
+        let unpacked = unbundle(&packed).unwrap();
+        assert_eq!(unpacked.len(), 2);
+        assert_eq!(
+            (unpacked[0].0.as_str(), unpacked[0].1),
+            ("modules/c/one", &b"first"[..])
+        );
+        let mut damaged = packed.to_vec();
+        damaged[MAGIC.len() + 5] ^= 1;
+        assert!(unbundle(&damaged).is_none());
+        assert!(unbundle(b"short").is_none());
+        assert_eq!(unbundle(&bundle(&[])).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn modules_are_kept_by_digest_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts::new(dir.path(), &dir.path().join("local"));
+        let digest = hex::encode(Sha256::digest(b"\0asm"));
+        assert!(artifacts.module(&digest).is_none());
+        artifacts.keep_module(&digest, b"\0asm");
+        assert_eq!(artifacts.module(&digest).unwrap(), &b"\0asm"[..]);
+        std::fs::write(dir.path().join(format!("local/{digest}.wasm")), b"tampered").unwrap();
+        assert!(
+            artifacts.module(&digest).is_none(),
+            "a damaged copy is not used"
+        );
+        let key = ArtifactKey::new(&digest, false);
+        assert!(!artifacts.has_compiled(&key));
+        artifacts.mark_compiled(&key);
+        assert!(artifacts.has_compiled(&key));
+        assert!(!artifacts.has_compiled(&ArtifactKey::new(&digest, true)));
+    }
+}

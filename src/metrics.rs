@@ -1,0 +1,179 @@
+//! Metrics: one CloudWatch Embedded Metric Format (EMF) line per invocation and function, written
+//! to stdout where Lambda's log picks it up and CloudWatch turns it into metrics.
+//!
+//! ```json
+//! {"_aws": {"Timestamp": 1764000000000, "CloudWatchMetrics": [{"Namespace": "wasm-lambda",
+//!   "Dimensions": [["function"], ["function", "trigger"]], "Metrics": [...]}]},
+//!  "function": "hello", "trigger": "http", "cold": true, "cache": "miss", "artifact": "compiled",
+//!  "outcome": "ok",
+//!  "fetch_ms": 2.1, "compile_ms": 61.0, "instantiate_ms": 0.0, "call_ms": 0.02,
+//!  "calls": 1, "errors": 0, "request_id": "...", "trace_id": "..."}
+//! ```
+//!
+//! A batch's calls to one function make one line, their times summed.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::cache::Loaded;
+use crate::error::Error;
+
+/// The CloudWatch namespace of the metrics.
+pub const NAMESPACE: &str = "wasm-lambda";
+
+/// What one call of a function cost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub loaded: Loaded,
+    /// Waiting for an instance on the call's critical path (none when one was ready).
+    pub instantiate: Duration,
+    /// Running the function.
+    pub call: Duration,
+}
+
+/// One function's share of an invocation.
+#[derive(Debug, Default)]
+struct Totals {
+    usage: Usage,
+    miss: bool,
+    /// On a miss: whether code was compiled or a compiled artifact loaded.
+    compiled_code: Option<bool>,
+    calls: u32,
+    errors: u32,
+    /// The first failure's `errorType`.
+    outcome: Option<&'static str>,
+}
+
+/// The metrics of one invocation.
+#[derive(Debug)]
+pub struct Meter {
+    trigger: &'static str,
+    cold: bool,
+    request_id: String,
+    trace_id: Option<String>,
+    functions: Mutex<BTreeMap<String, Totals>>,
+}
+
+fn ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+impl Meter {
+    pub fn new(
+        trigger: &'static str,
+        cold: bool,
+        request_id: &str,
+        trace_id: Option<&str>,
+    ) -> Meter {
+        Meter {
+            trigger,
+            cold,
+            request_id: request_id.to_string(),
+            trace_id: trace_id.map(str::to_string),
+            functions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records a call of `function`.
+    pub fn record(&self, function: &str, usage: Usage, failure: Option<&Error>) {
+        let mut functions = self.functions.lock().expect("meter lock");
+        let totals = functions.entry(function.to_string()).or_default();
+        let sum = &mut totals.usage;
+        sum.loaded.fetch += usage.loaded.fetch;
+        sum.loaded.compile += usage.loaded.compile;
+        sum.instantiate += usage.instantiate;
+        sum.call += usage.call;
+        totals.miss |= usage.loaded.miss;
+        totals.compiled_code = totals.compiled_code.or(usage.loaded.compiled_code);
+        totals.calls += 1;
+        if let Some(error) = failure {
+            totals.errors += 1;
+            totals.outcome.get_or_insert(error.error_type());
+        }
+    }
+
+    /// The EMF lines: one per function called.
+    pub fn lines(&self) -> Vec<Value> {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| since.as_millis() as u64)
+            .unwrap_or_default();
+        let metric = |name: &str, unit: &str| json!({"Name": name, "Unit": unit});
+        let functions = self.functions.lock().expect("meter lock");
+        functions
+            .iter()
+            .map(|(function, totals)| {
+                let usage = totals.usage;
+                json!({
+                    "_aws": {
+                        "Timestamp": timestamp,
+                        "CloudWatchMetrics": [{
+                            "Namespace": NAMESPACE,
+                            "Dimensions": [["function"], ["function", "trigger"]],
+                            "Metrics": [
+                                metric("fetch_ms", "Milliseconds"),
+                                metric("compile_ms", "Milliseconds"),
+                                metric("instantiate_ms", "Milliseconds"),
+                                metric("call_ms", "Milliseconds"),
+                                metric("calls", "Count"),
+                                metric("errors", "Count"),
+                            ],
+                        }],
+                    },
+                    "function": function,
+                    "trigger": self.trigger,
+                    "cold": self.cold,
+                    "cache": if totals.miss { "miss" } else { "hit" },
+                    "artifact": match totals.compiled_code {
+                        Some(true) => Value::from("compiled"),
+                        Some(false) => Value::from("loaded"),
+                        None => Value::Null,
+                    },
+                    "outcome": totals.outcome.unwrap_or("ok"),
+                    "fetch_ms": ms(usage.loaded.fetch),
+                    "compile_ms": ms(usage.loaded.compile),
+                    "instantiate_ms": ms(usage.instantiate),
+                    "call_ms": ms(usage.call),
+                    "calls": totals.calls,
+                    "errors": totals.errors,
+                    "request_id": self.request_id,
+                    "trace_id": self.trace_id,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_sums_its_calls_per_function() {
+        let meter = Meter::new("sqs", false, "r-1", Some("Root=1-abc"));
+        let usage = Usage {
+            loaded: Loaded::default(),
+            instantiate: Duration::ZERO,
+            call: Duration::from_micros(1500),
+        };
+        meter.record("worker", usage, None);
+        let failure = Error::FunctionError {
+            function: "worker".into(),
+            reason: "poison".into(),
+        };
+        meter.record("worker", usage, Some(&failure));
+        let lines = meter.lines();
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert_eq!(line["function"], "worker");
+        assert_eq!(line["calls"], 2);
+        assert_eq!(line["errors"], 1);
+        assert_eq!(line["outcome"], "FunctionError");
+        assert_eq!(line["call_ms"], 3.0);
+        assert_eq!(line["cache"], "hit");
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+    }
+}
