@@ -89,59 +89,9 @@ impl CompileOptions {
 /// One engine, the state its host functions read, and the instance its next call runs on: the
 /// warm one (`instance: reuse`) or a new one made after the last call (`instance: fresh`).
 struct Engine {
-    compiled: Arc<CompiledPlugin>,
+    compiled: CompiledPlugin,
     host: CallHandle,
-    /// Instances ready for the next calls: the warm one (`reuse`), or up to two made ahead
-    /// (`fresh`), so the next call never waits for the one being made after the last.
-    ready: Arc<Mutex<Vec<Plugin>>>,
-}
-
-/// How many instances a `fresh` function keeps made ahead.
-const FRESH_AHEAD: usize = 2;
-
-impl Engine {
-    fn new(compiled: CompiledPlugin, host: CallHandle, ready: Option<Plugin>) -> Engine {
-        Engine {
-            compiled: Arc::new(compiled),
-            host,
-            ready: Arc::new(Mutex::new(ready.into_iter().collect())),
-        }
-    }
-
-    /// Keeps `plugin` (warm, after a successful call) for the next call.
-    fn keep(&self, plugin: Plugin) {
-        self.ready
-            .lock()
-            .expect("ready instances lock")
-            .push(plugin);
-    }
-
-    fn take_ready(&self) -> Option<Plugin> {
-        self.ready.lock().expect("ready instances lock").pop()
-    }
-
-    /// Makes instances until `ahead` are ready (blocking).
-    fn make_ready(&self, manifest: &Manifest, ahead: usize) {
-        while self.ready.lock().expect("ready instances lock").len() < ahead {
-            match instantiate(manifest, &self.compiled) {
-                Ok(plugin) => self
-                    .ready
-                    .lock()
-                    .expect("ready instances lock")
-                    .push(plugin),
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// A handle on the same engine and ready instances, for making instances in the background.
-    fn share(&self) -> Engine {
-        Engine {
-            compiled: Arc::clone(&self.compiled),
-            host: self.host.clone(),
-            ready: Arc::clone(&self.ready),
-        }
-    }
+    ready: Option<Plugin>,
 }
 
 /// What a call returned, and how long it waited for an instance on its critical path.
@@ -205,7 +155,11 @@ impl CompiledFunction {
             manifest,
             module,
             options,
-            idle: Mutex::new(vec![Engine::new(compiled, host, ready)]),
+            idle: Mutex::new(vec![Engine {
+                compiled,
+                host,
+                ready,
+            }]),
             preparing: AtomicUsize::new(0),
             returned: Notify::new(),
             loaded: Loaded::default(),
@@ -228,14 +182,14 @@ impl CompiledFunction {
         request_id: &str,
     ) -> Result<Called, Error> {
         let started = Instant::now();
-        let engine = self.checkout().await?;
+        let mut engine = self.checkout().await?;
         // Outbound requests end a little before the call does, so the plugin can still handle
         // their 504 before it is stopped.
         let egress_margin = (timeout / 10).min(EGRESS_MARGIN);
         engine
             .host
             .begin(request_id, started + timeout - egress_margin);
-        let (mut plugin, instantiate_took) = match engine.take_ready() {
+        let (mut plugin, instantiate_took) = match engine.ready.take() {
             Some(plugin) => (plugin, Duration::ZERO),
             None => match instantiate(&self.manifest, &engine.compiled) {
                 Ok(plugin) => (plugin, started.elapsed()),
@@ -246,15 +200,21 @@ impl CompiledFunction {
             },
         };
         if self.options.inline_calls {
-            return self.call_inline(
-                engine,
-                plugin,
-                instantiate_took,
-                entrypoint,
-                &input,
-                started,
-                timeout,
-            );
+            // Sequential invocations: this thread has nothing else to do meanwhile, so the call
+            // runs here, stopped by the watchdog thread; no hand-off on the critical path.
+            let watch = crate::watchdog::watch(started + timeout, plugin.cancel_handle());
+            let result = run(&mut plugin, entrypoint, &input);
+            let interrupted = watch.interrupted();
+            drop(watch);
+            let keep = self.keeps(&result);
+            self.preparing.fetch_add(1, Ordering::SeqCst);
+            if keep {
+                self.settle(engine, plugin, keep);
+            } else {
+                let this = Arc::clone(self);
+                tokio::task::spawn_blocking(move || this.settle(engine, plugin, keep));
+            }
+            return self.outcome(result, interrupted, instantiate_took, started, timeout);
         }
         let cancel = plugin.cancel_handle();
         let entry = entrypoint.to_string();
@@ -262,18 +222,11 @@ impl CompiledFunction {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let result = run(&mut plugin, &entry, &input);
-            let keep = matches!(result, Ok(Ok(_))) && this.manifest.instance == InstanceMode::Reuse;
+            let keep = this.keeps(&result);
             this.preparing.fetch_add(1, Ordering::SeqCst);
             let _ = answer.send(result);
-            // The caller has its answer; now the instances for the next calls.
-            if keep {
-                engine.keep(plugin);
-            } else {
-                drop(plugin);
-                engine.make_ready(&this.manifest, this.ahead());
-            }
-            this.checkin(engine);
-            this.preparing.fetch_sub(1, Ordering::SeqCst);
+            // The caller has its answer; now the instance for the next call.
+            this.settle(engine, plugin, keep);
         });
 
         let mut interrupted = false;
@@ -307,55 +260,22 @@ impl CompiledFunction {
         self.outcome(result, interrupted, instantiate_took, started, timeout)
     }
 
-    /// A call on this thread, stopped by the watchdog: for sequential invocations, whose thread
-    /// has nothing else to do meanwhile. Reuse keeps its instance; a fresh instance for the next
-    /// call is made on the blocking pool once this one has answered.
-    #[allow(clippy::too_many_arguments)]
-    fn call_inline(
-        self: &Arc<Self>,
-        engine: Engine,
-        mut plugin: Plugin,
-        instantiate_took: Duration,
-        entrypoint: &str,
-        input: &[u8],
-        started: Instant,
-        timeout: Duration,
-    ) -> Result<Called, Error> {
-        let watch = crate::watchdog::watch(started + timeout, plugin.cancel_handle());
-        let result = run(&mut plugin, entrypoint, input);
-        let interrupted = watch.interrupted();
-        drop(watch);
-        let keep = matches!(result, Ok(Ok(_))) && self.manifest.instance == InstanceMode::Reuse;
-        if keep {
-            engine.keep(plugin);
-            self.checkin(engine);
+    /// Whether the instance that gave `result` serves the next call: `reuse` after a success.
+    fn keeps(&self, result: &Result<Result<Vec<u8>, usize>, extism::Error>) -> bool {
+        matches!(result, Ok(Ok(_))) && self.manifest.instance == InstanceMode::Reuse
+    }
+
+    /// After a call: keeps its instance (`keep`) or makes the next one, and returns the engine
+    /// to the pool. Blocking unless `keep`; the caller counted the engine in `preparing`.
+    fn settle(&self, mut engine: Engine, plugin: Plugin, keep: bool) {
+        engine.ready = if keep {
+            Some(plugin)
         } else {
-            // The next call goes at once when an instance is ready; otherwise it waits for this
-            // engine rather than compiling a replica.
-            let background = engine.share();
-            let none_ready = engine
-                .ready
-                .lock()
-                .expect("ready instances lock")
-                .is_empty();
-            let waiting = if none_ready {
-                Some(engine)
-            } else {
-                self.checkin(engine);
-                None
-            };
-            self.preparing.fetch_add(1, Ordering::SeqCst);
-            let this = Arc::clone(self);
-            tokio::task::spawn_blocking(move || {
-                drop(plugin);
-                background.make_ready(&this.manifest, this.ahead());
-                if let Some(engine) = waiting {
-                    this.checkin(engine);
-                }
-                this.preparing.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-        self.outcome(result, interrupted, instantiate_took, started, timeout)
+            drop(plugin);
+            instantiate(&self.manifest, &engine.compiled).ok()
+        };
+        self.checkin(engine);
+        self.preparing.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn outcome(
@@ -451,21 +371,17 @@ impl CompiledFunction {
                 replica_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "engine replica for a concurrent call"
             );
-            Ok(Engine::new(compiled, host, None))
+            Ok(Engine {
+                compiled,
+                host,
+                ready: None,
+            })
         })
         .await
         .map_err(|panic| Error::ModuleInvalid {
             function: self.name().to_string(),
             reason: format!("compiling panicked: {panic}"),
         })?
-    }
-
-    /// How many instances to keep ready: the warm one, or those made ahead for `fresh`.
-    fn ahead(&self) -> usize {
-        match self.manifest.instance {
-            InstanceMode::Reuse => 1,
-            InstanceMode::Fresh => FRESH_AHEAD,
-        }
     }
 
     fn checkin(&self, engine: Engine) {
