@@ -536,13 +536,13 @@ impl Catalog {
         if let Some(error) = self.broken.lock().expect("broken lock").get(&key) {
             return Err(error.clone());
         }
-        let module_location = self.store.locate(&manifest.name, &manifest.module);
+        let module_location = || self.store.locate(&manifest.name, &manifest.module);
         let artifacts = self.plugins.artifacts().cloned();
-        let artifact_key = ArtifactKey::new(&module_digest, manifest.fuel.is_some());
-        // Filled on a miss: the compile cache before compiling, and how many artifacts the
-        // store gave.
-        let before: Mutex<Option<(Listing, usize)>> = Mutex::new(None);
+        // Filled on a miss: the artifacts' key, the compile cache before compiling, and how many
+        // artifacts the store gave.
+        let before: Mutex<Option<(ArtifactKey, Listing, usize)>> = Mutex::new(None);
         let fetch = async {
+            let artifact_key = ArtifactKey::new(&module_digest, manifest.fuel.is_some());
             let published = self.published.then_some(artifacts.as_ref()).flatten();
             // A published module never changes: kept locally by digest, fetched once.
             let module = async {
@@ -572,7 +572,8 @@ impl Catalog {
                 return Err(Error::ModuleInvalid {
                     function: manifest.name.clone(),
                     reason: format!(
-                        "{module_location} hashes to {actual}, not the expected {module_digest}"
+                        "{} hashes to {actual}, not the expected {module_digest}",
+                        module_location()
                     ),
                 });
             }
@@ -581,7 +582,7 @@ impl Catalog {
             }
             if let Some(artifacts) = &artifacts {
                 let listing = artifacts.listing();
-                *before.lock().expect("listing lock") = Some((listing, downloaded));
+                *before.lock().expect("listing lock") = Some((artifact_key, listing, downloaded));
             }
             Ok(bytes)
         };
@@ -590,7 +591,7 @@ impl Catalog {
             .get_or_compile(key.clone(), Arc::clone(manifest), fetch)
             .await;
         let taken = before.lock().expect("listing lock").take();
-        if let (Ok((_, loaded)), Some(artifacts), Some((listing, downloaded))) =
+        if let (Ok((_, loaded)), Some(artifacts), Some((artifact_key, listing, downloaded))) =
             (&mut result, &artifacts, taken)
         {
             // What compiling wrote into the cache: nothing when a cached artifact was loaded.
@@ -618,11 +619,14 @@ impl Catalog {
         result
             .map_err(|error| match error {
                 // Name the module file in compile errors, as every other error names its file.
-                Error::ModuleInvalid { function, reason } if !reason.contains(&module_location) => {
-                    Error::ModuleInvalid {
-                        function,
-                        reason: format!("{module_location}: {reason}"),
-                    }
+                Error::ModuleInvalid { function, reason } => {
+                    let location = module_location();
+                    let reason = if reason.contains(&location) {
+                        reason
+                    } else {
+                        format!("{location}: {reason}")
+                    };
+                    Error::ModuleInvalid { function, reason }
                 }
                 other => other,
             })
