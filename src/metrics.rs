@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::cache::Loaded;
 use crate::error::Error;
@@ -95,60 +95,125 @@ impl Meter {
         }
     }
 
-    /// The EMF lines: one per function called.
-    pub fn lines(&self) -> Vec<Value> {
+    /// The EMF lines, serialized: one per function called.
+    pub fn lines(&self) -> Vec<String> {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|since| since.as_millis() as u64)
             .unwrap_or_default();
-        let metric = |name: &str, unit: &str| json!({"Name": name, "Unit": unit});
         let functions = self.functions.lock().expect("meter lock");
         functions
             .iter()
             .map(|(function, totals)| {
                 let usage = totals.usage;
-                json!({
-                    "_aws": {
-                        "Timestamp": timestamp,
-                        "CloudWatchMetrics": [{
-                            "Namespace": NAMESPACE,
-                            "Dimensions": [["function"], ["function", "trigger"]],
-                            "Metrics": [
-                                metric("fetch_ms", "Milliseconds"),
-                                metric("compile_ms", "Milliseconds"),
-                                metric("instantiate_ms", "Milliseconds"),
-                                metric("call_ms", "Milliseconds"),
-                                metric("calls", "Count"),
-                                metric("errors", "Count"),
-                            ],
-                        }],
+                let line = Line {
+                    aws: Directive {
+                        timestamp,
+                        metrics: &[METRICS],
                     },
-                    "function": function,
-                    "trigger": self.trigger,
-                    "cold": self.cold,
-                    "cache": if totals.miss { "miss" } else { "hit" },
-                    "artifact": match totals.compiled_code {
-                        Some(true) => Value::from("compiled"),
-                        Some(false) => Value::from("loaded"),
-                        None => Value::Null,
-                    },
-                    "outcome": totals.outcome.unwrap_or("ok"),
-                    "fetch_ms": ms(usage.loaded.fetch),
-                    "compile_ms": ms(usage.loaded.compile),
-                    "instantiate_ms": ms(usage.instantiate),
-                    "call_ms": ms(usage.call),
-                    "calls": totals.calls,
-                    "errors": totals.errors,
-                    "request_id": self.request_id,
-                    "trace_id": self.trace_id,
-                })
+                    function,
+                    trigger: self.trigger,
+                    cold: self.cold,
+                    cache: if totals.miss { "miss" } else { "hit" },
+                    artifact: totals
+                        .compiled_code
+                        .map(|compiled| if compiled { "compiled" } else { "loaded" }),
+                    outcome: totals.outcome.unwrap_or("ok"),
+                    fetch_ms: ms(usage.loaded.fetch),
+                    compile_ms: ms(usage.loaded.compile),
+                    instantiate_ms: ms(usage.instantiate),
+                    call_ms: ms(usage.call),
+                    calls: totals.calls,
+                    errors: totals.errors,
+                    request_id: &self.request_id,
+                    trace_id: self.trace_id.as_deref(),
+                };
+                serde_json::to_string(&line).expect("a metrics line serializes")
             })
             .collect()
     }
 }
 
+/// One EMF line: the `_aws` directive, then the dimensions, properties and metric values.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(rename = "_aws")]
+    aws: Directive,
+    function: &'a str,
+    trigger: &'a str,
+    cold: bool,
+    cache: &'static str,
+    artifact: Option<&'static str>,
+    outcome: &'static str,
+    fetch_ms: f64,
+    compile_ms: f64,
+    instantiate_ms: f64,
+    call_ms: f64,
+    calls: u32,
+    errors: u32,
+    request_id: &'a str,
+    trace_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive {
+    timestamp: u64,
+    #[serde(rename = "CloudWatchMetrics")]
+    metrics: &'static [MetricSet],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricSet {
+    namespace: &'static str,
+    dimensions: &'static [&'static [&'static str]],
+    metrics: &'static [Metric],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+}
+
+/// What CloudWatch makes metrics of in each line.
+const METRICS: MetricSet = MetricSet {
+    namespace: NAMESPACE,
+    dimensions: &[&["function"], &["function", "trigger"]],
+    metrics: &[
+        Metric {
+            name: "fetch_ms",
+            unit: "Milliseconds",
+        },
+        Metric {
+            name: "compile_ms",
+            unit: "Milliseconds",
+        },
+        Metric {
+            name: "instantiate_ms",
+            unit: "Milliseconds",
+        },
+        Metric {
+            name: "call_ms",
+            unit: "Milliseconds",
+        },
+        Metric {
+            name: "calls",
+            unit: "Count",
+        },
+        Metric {
+            name: "errors",
+            unit: "Count",
+        },
+    ],
+};
+
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]
@@ -167,7 +232,7 @@ mod tests {
         meter.record("worker", usage, Some(&failure));
         let lines = meter.lines();
         assert_eq!(lines.len(), 1);
-        let line = &lines[0];
+        let line: Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(line["function"], "worker");
         assert_eq!(line["calls"], 2);
         assert_eq!(line["errors"], 1);
