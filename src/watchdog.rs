@@ -3,7 +3,8 @@
 //!
 //! Registering a call wakes the watchdog thread only when its deadline is the earliest one
 //! watched, which for calls of one timeout arriving one after the other is almost never: a
-//! finished call is forgotten lazily, when the thread next wakes.
+//! finished call is forgotten lazily, when the thread next wakes or the next call registers
+//! among many.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -14,6 +15,9 @@ use extism::CancelHandle;
 /// How often an interrupt is repeated until the call stops (one sent before the call registered
 /// with Extism's timer is dropped by it).
 const REPEAT: Duration = Duration::from_millis(10);
+
+/// From how many watched calls on registering a call forgets the finished ones.
+const FORGET_FROM: usize = 32;
 
 /// One call being watched.
 pub struct Watch {
@@ -78,6 +82,13 @@ pub fn watch(deadline: Instant, cancel: CancelHandle) -> Watch {
     });
     let watchdog = &*WATCHDOG;
     let mut watched = watchdog.entries.lock().expect("watchdog lock");
+    // Finished calls are forgotten here too, so many short calls between two wakes of the
+    // thread do not pile up.
+    if watched.entries.len() >= FORGET_FROM {
+        watched
+            .entries
+            .retain(|entry| !entry.state.finished.load(Ordering::SeqCst));
+    }
     watched.entries.push(Entry {
         deadline,
         cancel,
