@@ -32,7 +32,15 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(serde_json::to_value(response)?)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::run(service_fn(handle)).await
+/// `#[tokio::main]`, as `cargo lambda new` writes it; `NATIVE_RUNTIME=current_thread` runs the
+/// same handler on a single-threaded runtime, the other baseline `make bench` measures.
+fn main() -> Result<(), Error> {
+    let mut runtime = match std::env::var("NATIVE_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime
+        .enable_all()
+        .build()?
+        .block_on(lambda_runtime::run(service_fn(handle)))
 }

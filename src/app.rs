@@ -406,10 +406,8 @@ impl Adapter {
             HttpMatch::NotFound => return HttpResponse::not_found(&request.method, &request.path),
         };
         let span = info_span!("invoke", function = %route.function, trigger = "http");
-        let input = |context: &InvocationContext| {
-            let envelope = request.envelope(context, &route.path, &params, raw);
-            envelope.to_string().into_bytes()
-        };
+        let input =
+            |context: &InvocationContext| request.envelope(context, &route.path, &params, raw);
         async {
             let output = self
                 .call(&route.function, Some(&route.entrypoint), invocation, input)

@@ -62,10 +62,22 @@ impl fmt::Display for ArtifactKey {
     }
 }
 
-/// wasmtime's own compatibility hash (version, target, CPU features, compiler and engine
-/// settings) of the engine Extism 1.30 configures in `CompiledPlugin::new`, as 16 hex digits.
-fn engine_hash(fuel: bool) -> String {
+/// The wasmtime settings every plugin is compiled with, before Extism adds its own.
+///
+/// Instances are initialised eagerly (data segments copied, tables filled) rather than on first
+/// touch: the work then happens when an instance is made, which for `instance: fresh` is off the
+/// critical path, instead of during its call.
+pub fn wasmtime_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
+    config.memory_init_cow(false).table_lazy_init(false);
+    config
+}
+
+/// wasmtime's own compatibility hash (version, target, CPU features, compiler and engine
+/// settings) of the engine Extism 1.30 configures in `CompiledPlugin::new` from
+/// [`wasmtime_config`], as 16 hex digits.
+fn engine_hash(fuel: bool) -> String {
+    let mut config = wasmtime_config();
     config
         .epoch_interruption(true)
         .wasm_tail_call(true)

@@ -21,7 +21,7 @@ use extism::{CompiledPlugin, Plugin, PluginBuilder};
 use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
-use crate::artifacts::Artifacts;
+use crate::artifacts::{self, Artifacts};
 use crate::cache::Loaded;
 use crate::egress::EgressPolicy;
 use crate::error::Error;
@@ -33,6 +33,13 @@ const WASM_PAGE: u64 = 64 * 1024;
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// How often the interrupt is repeated until the call stops.
 const INTERRUPT_REPEAT: Duration = Duration::from_millis(10);
+
+/// How long a call waits for an engine preparing its next instance before making a replica: an
+/// instance whose initialisation code hangs must not hold up its function's next calls.
+const PREPARE_WAIT: Duration = Duration::from_millis(50);
+
+/// How long making an instance ahead of its call may take when the manifest sets no `timeout`.
+const PREPARE_LIMIT: Duration = Duration::from_secs(30);
 
 /// How much earlier than the call its outbound HTTP requests must end, at most.
 const EGRESS_MARGIN: Duration = Duration::from_millis(100);
@@ -182,7 +189,8 @@ impl CompiledFunction {
         request_id: &str,
     ) -> Result<Called, Error> {
         let started = Instant::now();
-        let mut engine = self.checkout().await?;
+        // Waiting for an engine preparing its next instance counts as instantiating.
+        let (mut engine, waited) = self.checkout().await?;
         // Outbound requests end a little before the call does, so the plugin can still handle
         // their 504 before it is stopped.
         let egress_margin = (timeout / 10).min(EGRESS_MARGIN);
@@ -190,7 +198,7 @@ impl CompiledFunction {
             .host
             .begin(request_id, started + timeout - egress_margin);
         let (mut plugin, instantiate_took) = match engine.ready.take() {
-            Some(plugin) => (plugin, Duration::ZERO),
+            Some(plugin) => (plugin, waited),
             None => match instantiate(&self.manifest, &engine.compiled) {
                 Ok(plugin) => (plugin, started.elapsed()),
                 Err(error) => {
@@ -236,8 +244,8 @@ impl CompiledFunction {
                 interrupted = true;
                 let give_up = Instant::now() + INTERRUPT_GRACE;
                 loop {
-                    // Repeated: an interrupt sent before the call registered with Extism's
-                    // timer is dropped by it.
+                    // Repeated: an interrupt sent before the call armed its deadline is
+                    // absorbed by it.
                     let _ = cancel.cancel();
                     match tokio::time::timeout(INTERRUPT_REPEAT, &mut answered).await {
                         Ok(received) => break received,
@@ -271,8 +279,10 @@ impl CompiledFunction {
         engine.ready = if keep {
             Some(plugin)
         } else {
+            // The used instance goes first: its memory is unmapped before the next one's is mapped.
             drop(plugin);
-            instantiate(&self.manifest, &engine.compiled).ok()
+            // Not ready (it failed to instantiate): the next call makes its own, and reports why.
+            prepare(&self.manifest, &engine.compiled).ok()
         };
         self.checkin(engine);
         self.preparing.fetch_sub(1, Ordering::SeqCst);
@@ -348,22 +358,28 @@ impl CompiledFunction {
     }
 
     /// An idle engine; one about to return from preparing its next instance (a fraction of a
-    /// millisecond); or a new replica when every engine is running a call.
-    async fn checkout(self: &Arc<Self>) -> Result<Engine, Error> {
+    /// millisecond, waited for up to `PREPARE_WAIT`); or a new replica when every engine is
+    /// running a call. Also returns how long it waited for a preparing engine.
+    async fn checkout(self: &Arc<Self>) -> Result<(Engine, Duration), Error> {
+        let started = tokio::time::Instant::now();
+        let give_up = started + PREPARE_WAIT;
+        let mut waited = Duration::ZERO;
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             if let Some(engine) = self.idle.lock().expect("engine pool lock").pop() {
-                return Ok(engine);
+                return Ok((engine, waited));
             }
-            if self.preparing.load(Ordering::SeqCst) == 0 {
+            if self.preparing.load(Ordering::SeqCst) == 0
+                || tokio::time::timeout_at(give_up, returned).await.is_err()
+            {
                 break;
             }
-            returned.await;
+            waited = started.elapsed();
         }
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        let replica = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let (compiled, host) = build(&this.manifest, &this.module, &this.options)?;
             info!(
@@ -381,7 +397,8 @@ impl CompiledFunction {
         .map_err(|panic| Error::ModuleInvalid {
             function: self.name().to_string(),
             reason: format!("compiling panicked: {panic}"),
-        })?
+        })??;
+        Ok((replica, waited))
     }
 
     fn checkin(&self, engine: Engine) {
@@ -400,6 +417,7 @@ pub fn warm_kernel(options: &CompileOptions) {
     let started = Instant::now();
     let empty = extism::Manifest::new([extism::Wasm::data(b"\0asm\x01\0\0\0".to_vec())]);
     match PluginBuilder::new(empty)
+        .with_wasmtime_config(artifacts::wasmtime_config())
         .with_cache_config(config)
         .compile()
     {
@@ -464,6 +482,7 @@ fn build(
         options.egress.clone(),
     );
     let mut builder = PluginBuilder::new(plugin_manifest)
+        .with_wasmtime_config(artifacts::wasmtime_config())
         .with_wasi(manifest.wasi)
         .with_functions(host.functions());
     builder = match &options.cache_config {
@@ -498,6 +517,30 @@ fn run(
             len if len > MAX_OUTPUT_BYTES => Err(len),
             _ => Ok(output.to_vec()),
         })
+}
+
+/// An instance made ahead of its call: Extism instantiates the module on a plugin's first call,
+/// so a call of an export that does not exist instantiates it (running its initialisation, as
+/// the call would have) and stops there. Its initialisation is stopped after the manifest's
+/// `timeout` (else `PREPARE_LIMIT`), as a call's would be.
+fn prepare(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {
+    const NO_EXPORT: &str = "wasm-lambda:prepare";
+    let mut plugin = instantiate(manifest, compiled)?;
+    let limit = manifest.timeout.unwrap_or(PREPARE_LIMIT);
+    let watch = crate::watchdog::watch(Instant::now() + limit, plugin.cancel_handle());
+    let result = plugin.call::<&[u8], &[u8]>(NO_EXPORT, &[]);
+    drop(watch);
+    match result {
+        Err(error) if error.to_string() == format!("Function not found: {NO_EXPORT}") => Ok(plugin),
+        Err(error) => Err(Error::ModuleInvalid {
+            function: manifest.name.clone(),
+            reason: format!(
+                "cannot be instantiated: {}",
+                one_line(&error.root_cause().to_string())
+            ),
+        }),
+        Ok(_) => Ok(plugin),
+    }
 }
 
 fn instantiate(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {

@@ -6,8 +6,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use wasm_lambda::{Adapter, Config};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
     // Logs as Lambda configures them: AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT, RUST_LOG.
     lambda_runtime::tracing::init_default_subscriber();
 
@@ -15,10 +14,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     Adapter::check_runtime_environment()?;
     let config = Config::from_env()?;
 
+    // Sequential invocations (AWS_LAMBDA_MAX_CONCURRENCY unset or 1) run on one thread: the
+    // Runtime API exchange, the event's handling and the call itself, with no hand-off between
+    // threads on the way. Compiles and other blocking work still go to the blocking pool.
+    // Concurrent invocations get a worker thread per core.
+    let mut runtime = if config.sequential {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    runtime.enable_all().build()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     // Store, catalog, routes and plugin cache: built once, shared by every invocation.
     let adapter = Arc::new(Adapter::init(config).await?);
 
-    // Sequential by default; concurrent when AWS_LAMBDA_MAX_CONCURRENCY > 1.
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
         let adapter = Arc::clone(&adapter);
         async move { adapter.handle(event).await }

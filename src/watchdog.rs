@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use extism::CancelHandle;
 
-/// How often an interrupt is repeated until the call stops (one sent before the call registered
-/// with Extism's timer is dropped by it).
+/// How often an interrupt is repeated until the call stops (one sent before the call armed its
+/// deadline is absorbed by it).
 const REPEAT: Duration = Duration::from_millis(10);
 
 /// From how many watched calls on registering a call forgets the finished ones.

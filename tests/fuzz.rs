@@ -218,7 +218,7 @@ fn exercise(event: &Value) {
             let _ = routes().match_http(&request.method, &request.path);
             let params = BTreeMap::from([("name".to_string(), "%E0%A4%A".to_string())]);
             let envelope = request.envelope(&context, "/hello/{name}", &params, event);
-            let _ = HttpResponse::from_output("f", envelope.to_string().as_bytes())
+            let _ = HttpResponse::from_output("f", &envelope)
                 .map(|response| response.shape(request.shape));
         }
         Ok(Event::Records(batch)) => {

@@ -75,6 +75,36 @@ fn a_function_that_never_returns_times_out_and_the_next_call_works() {
     lambda.wait_for_log("deadline already passed on arrival", Duration::from_secs(5));
 }
 
+/// A module whose start function (run when it is instantiated) never returns.
+const START_LOOP: &str = r#"(module
+  (memory (export "memory") 1)
+  (func $forever (loop $again (br $again)))
+  (start $forever)
+  (func (export "handle") (result i32) (i32.const 0)))"#;
+
+#[test]
+fn an_instantiation_that_never_ends_times_out_and_the_next_call_works() {
+    let store = Store::new();
+    store.add_wat("stuck", START_LOOP, "timeout: 300ms\n");
+    store.add_wat(
+        "stuck-fresh",
+        START_LOOP,
+        "timeout: 300ms\ninstance: fresh\n",
+    );
+    store.add_built("echo", "echo", "");
+    let lambda = Lambda::start(store.path(), &[]);
+
+    for _ in 0..2 {
+        for function in ["stuck", "stuck-fresh"] {
+            let started = Instant::now();
+            let answer = lambda.call(function, Value::Null);
+            assert_error(&answer, "FunctionTimeout", "limit 300 ms");
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
+        }
+    }
+}
+
 #[test]
 fn without_a_manifest_timeout_the_invocation_deadline_stops_the_call() {
     let store = Store::new();

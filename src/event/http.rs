@@ -1,12 +1,14 @@
 //! HTTP events: API Gateway REST (v1), HTTP API (v2), Function URLs and ALB, normalized into one
 //! request envelope.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use aws_lambda_events::alb::AlbTargetGroupRequest;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use http::HeaderMap;
 use query_map::QueryMap;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{InvocationContext, parse};
@@ -184,43 +186,62 @@ fn non_empty(value: Value) -> Value {
     }
 }
 
+/// The JSON object an HTTP function receives, serialized from borrowed parts.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    trigger: &'static str,
+    context: &'a InvocationContext,
+    method: &'a str,
+    path: &'a str,
+    route: &'a str,
+    params: BTreeMap<&'a str, Cow<'a, str>>,
+    query: &'a BTreeMap<String, String>,
+    headers: &'a BTreeMap<String, String>,
+    cookies: &'a [String],
+    body: Option<&'a str>,
+    is_base64_encoded: bool,
+    source_ip: Option<&'a str>,
+    auth: &'a Value,
+    raw: &'a Value,
+}
+
 impl HttpRequest {
-    /// The JSON object an HTTP function receives.
+    /// The JSON object an HTTP function receives, as the bytes of its input.
     pub fn envelope(
         &self,
         context: &InvocationContext,
         route: &str,
         params: &BTreeMap<String, String>,
         raw: &Value,
-    ) -> Value {
-        let params: BTreeMap<&String, String> = params
+    ) -> Vec<u8> {
+        let params = params
             .iter()
             .map(|(name, value)| {
                 let value = if self.path_encoded {
-                    percent_encoding::percent_decode_str(value)
-                        .decode_utf8_lossy()
-                        .into_owned()
+                    percent_encoding::percent_decode_str(value).decode_utf8_lossy()
                 } else {
-                    value.clone()
+                    Cow::Borrowed(value.as_str())
                 };
-                (name, value)
+                (name.as_str(), value)
             })
             .collect();
-        json!({
-            "trigger": "http",
-            "context": context.to_json(),
-            "method": self.method,
-            "path": self.path,
-            "route": route,
-            "params": params,
-            "query": self.query,
-            "headers": self.headers,
-            "cookies": self.cookies,
-            "body": self.body,
-            "is_base64_encoded": self.is_base64_encoded,
-            "source_ip": self.source_ip,
-            "auth": self.auth,
-            "raw": raw,
-        })
+        let envelope = Envelope {
+            trigger: "http",
+            context,
+            method: &self.method,
+            path: &self.path,
+            route,
+            params,
+            query: &self.query,
+            headers: &self.headers,
+            cookies: &self.cookies,
+            body: self.body.as_deref(),
+            is_base64_encoded: self.is_base64_encoded,
+            source_ip: self.source_ip.as_deref(),
+            auth: &self.auth,
+            raw,
+        };
+        // Serializing borrowed strings and JSON values into memory cannot fail.
+        serde_json::to_vec(&envelope).expect("an HTTP envelope serializes")
     }
 }

@@ -81,12 +81,12 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(event: &Value, what: &str) -> Result<T, Error> {
-    serde_json::from_value(event.clone())
+    T::deserialize(event)
         .map_err(|error| Error::InvalidRequest(format!("malformed {what}: {error}")))
 }
 
 /// Invocation facts every function receives as `context`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct InvocationContext {
     pub request_id: String,
     pub function: String,
