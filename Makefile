@@ -13,7 +13,12 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 all: build functions
 
-build:
+# Extism's kernel, which the vendored Extism (vendor/extism) embeds: taken from the published crate.
+KERNEL := vendor/extism/src/extism-runtime.wasm
+$(KERNEL): vendor/extism/fetch-kernel.py
+	python3 vendor/extism/fetch-kernel.py
+
+build: $(KERNEL)
 	cargo build --bins
 
 # Python tools, pinned to a major version, in a virtualenv inside the project (reinstalled when
@@ -47,7 +52,7 @@ plugins: tools
 # `wasm-lambda build --watch` rebuilds each function whose sources change: the next request runs
 # the new module, nothing restarts (.cargolambdaignore keeps functions/ out of cargo-lambda's watch).
 #   curl http://localhost:9000/lambda-url/bootstrap/hello/world
-run: functions
+run: functions $(KERNEL)
 	cargo build --bin wasm-lambda
 	@trap 'kill 0' INT TERM EXIT; \
 	target/debug/wasm-lambda build --watch functions & \
@@ -59,7 +64,7 @@ template: tools
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
 
 # What `sam build` makes for Lambda: the arm64 bootstrap (release build, cross-compiled with zig).
-sam-build: tools
+sam-build: tools $(KERNEL)
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam build --beta-features
 	@python3 -c "import sys; h = open(sys.argv[1], 'rb').read(20); \
 		ok = h[:4] == b'\x7fELF' and int.from_bytes(h[18:20], 'little') == 183; \
@@ -67,17 +72,17 @@ sam-build: tools
 		sys.exit(0 if ok else 1)" \
 		.aws-sam/build/Bootstrap/bootstrap
 
-test: functions plugins template
+test: functions plugins template $(KERNEL)
 	cargo test --all-targets
 	cargo test --doc
 
 # Side-by-side measurements against a native Rust Lambda, cold paths, init and memory, in one run
 # of release builds; writes BENCHMARKS.md.
-bench: functions
+bench: functions $(KERNEL)
 	cargo build --release --example native_hello
 	cargo bench --bench harness
 
-lint:
+lint: $(KERNEL)
 	cargo fmt --check
 	@for dir in functions/*/ tests/plugins/*/; do (cd $$dir && cargo fmt --check) || exit 1; done
 	cargo clippy --all-targets -- -D warnings

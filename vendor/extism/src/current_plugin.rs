@@ -410,15 +410,6 @@ impl CurrentPlugin {
         })
     }
 
-    /// Get a pointer to the plugin memory
-    pub(crate) fn memory_ptr(&mut self) -> *mut u8 {
-        if let Some(mem) = self.memory() {
-            let (_, store) = self.linker_and_store();
-            return mem.data_ptr(store);
-        }
-
-        std::ptr::null_mut()
-    }
 
     /// Get extism memory
     pub(crate) fn memory(&mut self) -> Option<wasmtime::Memory> {

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use wasmtime::Caller;
 
-use crate::{error, trace, CurrentPlugin, Error};
+use crate::{trace, CurrentPlugin, Error};
 
 /// An enumeration of all possible value types in WebAssembly.
 /// cbindgen:prefix-with-name
@@ -113,26 +113,6 @@ impl<T> Clone for UserData<T> {
 }
 
 impl<T> UserData<T> {
-    /// Create a new `UserData` from an existing pointer and free function, this is used
-    /// by the C API to wrap C pointers into user data
-    pub(crate) fn new_pointer(
-        ptr: *mut std::ffi::c_void,
-        free: Option<extern "C" fn(_: *mut std::ffi::c_void)>,
-    ) -> Self {
-        UserData::C(Arc::new(CPtr { ptr, free }))
-    }
-
-    /// Access the underlying C pointer
-    pub(crate) fn as_ptr(&self) -> *mut std::ffi::c_void {
-        match self {
-            UserData::C(ptr) => ptr.ptr,
-            _ => {
-                error!("Rust UserData cannot be used by C");
-                std::ptr::null_mut()
-            }
-        }
-    }
-
     /// Create a new `UserData` from a Rust value
     ///
     /// This will wrap the provided value in a reference-counted mutex

@@ -33,8 +33,6 @@ mod pool;
 mod readonly_dir;
 mod timer;
 
-/// Extism C API
-pub mod sdk;
 
 pub use current_plugin::CurrentPlugin;
 pub use extism_convert::{FromBytes, FromBytesOwned, ToBytes};
