@@ -213,6 +213,17 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() as f64 * p) as usize).min(values.len() - 1)]
 }
 
+/// The bootstrap as the emulator's `adapter`, serving the directory store `store`, whose
+/// manifests it trusts for 30 s as it does the S3 store's.
+fn adapter_over(emulator: &Emulator, store: &Store) -> Running {
+    Running::spawn(
+        runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter")
+            .env("FUNCTIONS_DIR", store.path())
+            .env("REVALIDATE_AFTER", "30s")
+            .env("TMPDIR", store.path()),
+    )
+}
+
 /// One side of the warm comparison.
 #[derive(Default)]
 struct Side {
@@ -289,13 +300,7 @@ fn warm() -> Vec<Warm> {
         &emulator.runtime_api("native"),
         "native",
     ));
-    let adapter = Running::spawn(
-        runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter")
-            .env("FUNCTIONS_DIR", store.path())
-            // As with the S3 store: a manifest is trusted for 30 s.
-            .env("REVALIDATE_AFTER", "30s")
-            .env("TMPDIR", store.path()),
-    );
+    let adapter = adapter_over(&emulator, &store);
     let agent = agent();
     let http = serde_json::to_vec(&common::event("apigw-v2-get-hello.json")).unwrap();
     let input = json!({"hello": "world", "n": [1, 2, 3]});
@@ -367,12 +372,7 @@ fn instances(emulator: &Emulator) -> Instances {
     let store = Store::new();
     store.add_built("reuse", "echo", "instance: reuse\n");
     store.add_built("fresh", "echo", "instance: fresh\n");
-    let adapter = Running::spawn(
-        runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter")
-            .env("FUNCTIONS_DIR", store.path())
-            .env("REVALIDATE_AFTER", "30s")
-            .env("TMPDIR", store.path()),
-    );
+    let adapter = adapter_over(emulator, &store);
     let agent = agent();
     let url = emulator.url("adapter");
     let event = |function: &str| {
