@@ -9,10 +9,12 @@
 //! - **Across the fleet**, the function store keeps a bundle of those entries next to the
 //!   modules (`_compiled/<engine>/<module sha256>` under the S3 prefix, where `<engine>` is a
 //!   hash of wasmtime's version, the target and its CPU features, and the engine settings; see
-//!   [`ArtifactKey`]): one object, fetched in one request
-//!   at the same time as the module. A cold environment writes its entries into its cache before
-//!   compiling, so wasmtime loads instead of compiling; an environment that did compile uploads
-//!   the entries that appeared, in the background, when its role may write there.
+//!   [`ArtifactKey`]): one object that carries the module too. When the store's recent listing
+//!   shows the bundle, a cold environment fetches only it (one request); when it shows none,
+//!   only the module; when it cannot tell, both at once. It writes the entries into its cache
+//!   before compiling, so wasmtime loads instead of compiling; an environment that did compile
+//!   uploads the entries that appeared, with the module, in the background, when its role may
+//!   write there.
 //!
 //! An entry that is corrupt or was made by another wasmtime version, target or setting fails
 //! wasmtime's own checks (decompression, then its engine-compatibility check) and is compiled
@@ -204,28 +206,33 @@ impl Artifacts {
             .collect()
     }
 
-    /// Writes the store's entries `key` into the cache; returns how many.
-    pub async fn download(&self, store: &dyn FunctionStore, key: &ArtifactKey) -> usize {
+    /// Writes the store's entries `key` into the cache. Returns how many, and the module the
+    /// bundle carries (unchecked: the caller compares it with the digest it expects).
+    pub async fn download(&self, store: &dyn FunctionStore, key: &ArtifactKey) -> Downloaded {
         let bundle = match store.artifact_bundle(key).await {
             Ok(Some(bundle)) => bundle,
-            Ok(None) => return 0,
+            Ok(None) => return Downloaded::default(),
             Err(error) => {
                 debug!(%key, %error, "no compiled artifacts from the store");
-                return 0;
+                return Downloaded::default();
             }
         };
         let Some(entries) = unbundle(&bundle) else {
             warn!(%key, "compiled artifacts damaged (checksum mismatch); not used");
-            return 0;
+            return Downloaded::default();
         };
-        let mut written = 0;
+        let mut downloaded = Downloaded::default();
         for (path, bytes) in entries {
+            if path == MODULE_ENTRY {
+                downloaded.module = Some(Bytes::copy_from_slice(bytes));
+                continue;
+            }
             match self.write(&path, bytes) {
-                Ok(()) => written += 1,
+                Ok(()) => downloaded.entries += 1,
                 Err(error) => warn!(%path, %error, "compiled artifact not written to the cache"),
             }
         }
-        written
+        downloaded
     }
 
     /// Writes `bytes` at the relative `path`, atomically, refusing paths that leave the cache.
@@ -250,16 +257,24 @@ impl Artifacts {
         std::fs::rename(&temporary, &target)
     }
 
-    /// Uploads the cache entries `paths` to the store as `key`, in one bundle. A refusal (the
+    /// Uploads the cache entries `paths` to the store as `key`, in one bundle with the module
+    /// they were compiled from, so that a cold environment needs only the bundle. A refusal (the
     /// role may not write) stops uploads for the life of the process.
-    pub async fn upload(&self, store: &dyn FunctionStore, key: &ArtifactKey, paths: &[String]) {
+    pub async fn upload(
+        &self,
+        store: &dyn FunctionStore,
+        key: &ArtifactKey,
+        paths: &[String],
+        module: &[u8],
+    ) {
         if !self.uploads.load(Ordering::Relaxed) {
             return;
         }
-        let entries: Vec<(String, Vec<u8>)> = paths
+        let mut entries: Vec<(String, Vec<u8>)> = paths
             .iter()
             .filter_map(|path| Some((path.clone(), std::fs::read(self.dir.join(path)).ok()?)))
             .collect();
+        entries.push((MODULE_ENTRY.to_string(), module.to_vec()));
         match store.put_artifact_bundle(key, bundle(&entries)).await {
             Ok(()) => {
                 info!(%key, entries = entries.len(), "compiled artifacts shared with the fleet")
@@ -273,10 +288,23 @@ impl Artifacts {
     }
 }
 
+/// What [`Artifacts::download`] got from the store.
+#[derive(Debug, Default)]
+pub struct Downloaded {
+    /// Cache entries written.
+    pub entries: usize,
+    /// The module the entries were compiled from, as the bundle carries it.
+    pub module: Option<Bytes>,
+}
+
+/// The bundle's entry holding the module itself (not a cache entry: those are
+/// `modules/<compiler>/<hash>`).
+const MODULE_ENTRY: &str = "module.wasm";
+
 /// The first bytes of a bundle.
 const MAGIC: &[u8] = b"wasm-lambda artifacts 1\n";
 
-/// Cache entries in one object: the magic line, then per entry the path's length (u32, big
+/// Cache entries (and the module) in one object: the magic line, then per entry the path's length (u32, big
 /// endian), the path, the data's length (u64) and the data; last, the SHA-256 of all before it.
 pub fn bundle(entries: &[(String, Vec<u8>)]) -> Bytes {
     let mut out = MAGIC.to_vec();

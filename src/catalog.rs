@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::timeout_at;
 use tracing::{debug, info, warn};
 
-use crate::artifacts::{ArtifactKey, Listing};
+use crate::artifacts::{ArtifactKey, Downloaded, Listing};
 use crate::cache::{Loaded, PluginCache, PluginKey};
 use crate::error::Error;
 use crate::invoke::CompiledFunction;
@@ -538,34 +538,55 @@ impl Catalog {
         }
         let module_location = || self.store.locate(&manifest.name, &manifest.module);
         let artifacts = self.plugins.artifacts().cloned();
-        // Filled on a miss: the artifacts' key, the compile cache before compiling, and how many
-        // artifacts the store gave.
-        let before: Mutex<Option<(ArtifactKey, Listing, usize)>> = Mutex::new(None);
+        // Filled on a miss: the artifacts' key, the compile cache before compiling, how many
+        // artifacts the store gave, and the module.
+        let before: Mutex<Option<(ArtifactKey, Listing, usize, Bytes)>> = Mutex::new(None);
         let fetch = async {
             let artifact_key = ArtifactKey::new(&module_digest, manifest.fuel.is_some());
             let published = self.published.then_some(artifacts.as_ref()).flatten();
             // A published module never changes: kept locally by digest, fetched once.
-            let module = async {
-                if let Some(bytes) = fetched {
-                    return Ok(bytes);
-                }
-                if let Some(bytes) = published.and_then(|a| a.module(&module_digest)) {
-                    return Ok(bytes);
-                }
-                self.fetch_module(manifest, deadline).await
+            let local = fetched.or_else(|| published.and_then(|a| a.module(&module_digest)));
+            // The compiled artifacts from the store, unless they are here already or the store's
+            // recent listing shows none. A bundle carries its module: when the listing shows
+            // one, it is the only request; when it cannot tell, both are fetched at once.
+            let listed = match &artifacts {
+                Some(artifacts) if !artifacts.has_compiled(&artifact_key) => self
+                    .store
+                    .artifact_listed(&artifact_key, self.revalidate_after),
+                _ => Some(false),
             };
-            // Meanwhile, the compiled artifacts from the store, unless they are here already.
+            let module = async {
+                match local {
+                    Some(bytes) => Some(Ok(bytes)),
+                    None if listed == Some(true) => None,
+                    None => Some(self.fetch_module(manifest, deadline).await),
+                }
+            };
             let compiled = async {
                 match &artifacts {
-                    Some(artifacts) if !artifacts.has_compiled(&artifact_key) => {
+                    Some(artifacts) if listed != Some(false) => {
                         let remaining = deadline.saturating_duration_since(Instant::now());
                         let download = artifacts.download(self.store.as_ref(), &artifact_key);
-                        tokio::time::timeout(remaining, download).await.unwrap_or(0)
+                        tokio::time::timeout(remaining, download)
+                            .await
+                            .unwrap_or_default()
                     }
-                    _ => 0,
+                    _ => Downloaded::default(),
                 }
             };
             let (bytes, downloaded) = futures::join!(module, compiled);
+            let bytes = match bytes {
+                Some(bytes) => bytes,
+                // The bundle's module, if it is the one expected; else the module itself.
+                None => match downloaded
+                    .module
+                    .filter(|bytes| sha256_hex(bytes) == module_digest)
+                {
+                    Some(bytes) => Ok(bytes),
+                    None => self.fetch_module(manifest, deadline).await,
+                },
+            };
+            let downloaded = downloaded.entries;
             let bytes = bytes?;
             let actual = sha256_hex(&bytes);
             if actual != module_digest {
@@ -582,7 +603,8 @@ impl Catalog {
             }
             if let Some(artifacts) = &artifacts {
                 let listing = artifacts.listing();
-                *before.lock().expect("listing lock") = Some((artifact_key, listing, downloaded));
+                *before.lock().expect("listing lock") =
+                    Some((artifact_key, listing, downloaded, bytes.clone()));
             }
             Ok(bytes)
         };
@@ -591,8 +613,11 @@ impl Catalog {
             .get_or_compile(key.clone(), Arc::clone(manifest), fetch)
             .await;
         let taken = before.lock().expect("listing lock").take();
-        if let (Ok((_, loaded)), Some(artifacts), Some((artifact_key, listing, downloaded))) =
-            (&mut result, &artifacts, taken)
+        if let (
+            Ok((_, loaded)),
+            Some(artifacts),
+            Some((artifact_key, listing, downloaded, module)),
+        ) = (&mut result, &artifacts, taken)
         {
             // What compiling wrote into the cache: nothing when a cached artifact was loaded.
             let changed = artifacts.changed_since(&listing);
@@ -611,7 +636,7 @@ impl Catalog {
                 let (store, artifacts) = (Arc::clone(&self.store), Arc::clone(artifacts));
                 tokio::spawn(async move {
                     artifacts
-                        .upload(store.as_ref(), &artifact_key, &changed)
+                        .upload(store.as_ref(), &artifact_key, &changed, &module)
                         .await;
                 });
             }

@@ -448,11 +448,18 @@ fn compiled_artifacts_are_shared_through_the_store() {
     let environment =
         |tmp: &tempfile::TempDir| lambda_on(&s3, &[("TMPDIR", tmp.path().to_str().unwrap())]);
 
-    // A cold environment compiles, and shares what it compiled.
+    let artifact_get = format!("GET /{BUCKET}/_compiled/");
+    let module_get = format!("GET /{BUCKET}/echo/{digest}.wasm");
+
+    // A cold environment compiles, and shares what it compiled. Its listing showed no
+    // artifacts, so it did not ask for them.
     let first = tempfile::tempdir().unwrap();
     let lambda = environment(&first);
     assert_eq!(lambda.call("echo", json!("a")), json!("a"));
     assert_eq!(last_metrics(&lambda, "echo")["artifact"], "compiled");
+    let requests = s3.requests();
+    assert_eq!(count(&requests, &artifact_get), 0, "{requests:#?}");
+    assert_eq!(count(&requests, &module_get), 1, "{requests:#?}");
     lambda.wait_for_log(
         "compiled artifacts shared with the fleet",
         Duration::from_secs(10),
@@ -472,15 +479,20 @@ fn compiled_artifacts_are_shared_through_the_store() {
     assert_eq!(last_metrics(&lambda, "echo")["artifact"], "loaded");
     drop(lambda);
 
-    // Another cold environment, with nothing in its /tmp, loads them instead of compiling.
+    // Another cold environment, with nothing in its /tmp, loads them instead of compiling; its
+    // listing showed them, and the bundle carries the module: one request.
     let second = tempfile::tempdir().unwrap();
     let lambda = environment(&second);
+    let before = s3.requests().len();
     assert_eq!(lambda.call("echo", json!("b")), json!("b"));
     assert_eq!(last_metrics(&lambda, "echo")["artifact"], "loaded");
+    let requests = s3.requests()[before..].to_vec();
+    assert_eq!(count(&requests, &artifact_get), 1, "{requests:#?}");
+    assert_eq!(count(&requests, &module_get), 0, "{requests:#?}");
     drop(lambda);
 
-    // Entries that are garbage (a sound bundle, as if from another wasmtime) fail wasmtime's
-    // own checks: the module is compiled afresh and runs.
+    // Entries that are garbage (a sound bundle, as if from another wasmtime, without the
+    // module) fail wasmtime's own checks: the module is fetched, compiled afresh and runs.
     let garbage: Vec<(String, Vec<u8>)> = paths
         .iter()
         .map(|path| (path.clone(), b"not a compiled module".to_vec()))

@@ -10,6 +10,8 @@ mod s3;
 pub use dir::{DirStore, function_dirs, read_manifest};
 pub use s3::{IndexedManifest, MANIFEST_INDEX, ManifestIndex, S3Store, client_from_env};
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use crate::artifacts::ArtifactKey;
@@ -71,6 +73,12 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// A store that keeps none has none.
     async fn artifact_bundle(&self, _key: &ArtifactKey) -> Result<Option<Bytes>, StoreError> {
         Ok(None)
+    }
+
+    /// Whether the store's last listing, if it is younger than `within`, shows the bundle of
+    /// compiled artifacts `key`: `None` when it cannot tell. A hint that saves a request.
+    fn artifact_listed(&self, _key: &ArtifactKey, _within: Duration) -> Option<bool> {
+        None
     }
 
     /// Keeps the bundle of compiled artifacts `key`. A store that keeps none ignores it.

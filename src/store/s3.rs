@@ -4,7 +4,9 @@
 //! discovered fully; a manifest is fetched with `If-None-Match` when its version is known, so an
 //! unchanged one costs a 304 and no body.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -78,7 +80,13 @@ pub struct S3Store {
     bucket: String,
     /// Empty or ending in `/`.
     prefix: String,
+    /// The compiled-artifact bundles (`<engine>/<module>`) of the last listing, and when it was
+    /// made; bundles this process wrote since are added.
+    bundles: Arc<Mutex<Option<ListedBundles>>>,
 }
+
+/// When a listing was made, and the compiled-artifact bundles it showed.
+type ListedBundles = (Instant, HashSet<String>);
 
 impl S3Store {
     /// A store on the SDK's standard configuration; see [`client_from_env`].
@@ -91,6 +99,7 @@ impl S3Store {
             client,
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            bundles: Arc::default(),
         }
     }
 
@@ -219,13 +228,17 @@ impl S3Store {
 #[async_trait::async_trait]
 impl FunctionStore for S3Store {
     async fn list(&self) -> Result<Vec<(String, Version)>, StoreError> {
-        let mut functions: Vec<(String, Version)> = self
-            .objects()
-            .await?
-            .into_iter()
-            .filter(|(_, file, _)| file == MANIFEST_FILE)
-            .map(|(name, _, version)| (name, version))
-            .collect();
+        let listed_at = Instant::now();
+        let mut functions = Vec::new();
+        let mut bundles = HashSet::new();
+        for (name, file, version) in self.objects().await? {
+            if name == ARTIFACTS_DIR {
+                bundles.insert(file);
+            } else if file == MANIFEST_FILE {
+                functions.push((name, version));
+            }
+        }
+        *self.bundles.lock().expect("bundles lock") = Some((listed_at, bundles));
         functions.sort();
         Ok(functions)
     }
@@ -276,20 +289,29 @@ impl FunctionStore for S3Store {
         }
     }
 
+    fn artifact_listed(&self, key: &ArtifactKey, within: Duration) -> Option<bool> {
+        let bundles = self.bundles.lock().expect("bundles lock");
+        let (listed_at, bundles) = bundles.as_ref()?;
+        (listed_at.elapsed() < within).then(|| bundles.contains(&key.to_string()))
+    }
+
     async fn put_artifact_bundle(
         &self,
         key: &ArtifactKey,
         bundle: Bytes,
     ) -> Result<(), StoreError> {
-        let key = self.artifact_key(key);
+        let object = self.artifact_key(key);
         self.client
             .put_object()
             .bucket(&self.bucket)
-            .key(&key)
+            .key(&object)
             .body(ByteStream::from(bundle))
             .send()
             .await
-            .map_err(|e| self.unavailable(format!("s3://{}/{key}", self.bucket), e))?;
+            .map_err(|e| self.unavailable(format!("s3://{}/{object}", self.bucket), e))?;
+        if let Some((_, bundles)) = self.bundles.lock().expect("bundles lock").as_mut() {
+            bundles.insert(key.to_string());
+        }
         Ok(())
     }
 }
