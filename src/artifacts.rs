@@ -304,8 +304,9 @@ const MODULE_ENTRY: &str = "module.wasm";
 /// The first bytes of a bundle.
 const MAGIC: &[u8] = b"wasm-lambda artifacts 1\n";
 
-/// Cache entries (and the module) in one object: the magic line, then per entry the path's length (u32, big
-/// endian), the path, the data's length (u64) and the data; last, the SHA-256 of all before it.
+/// Cache entries (and the module) in one object: the magic line, then per entry the path's
+/// length (u32, big endian), the path, the data's length (u64) and the data; last, the SHA-256
+/// of all before it.
 pub fn bundle(entries: &[(String, Vec<u8>)]) -> Bytes {
     let mut out = MAGIC.to_vec();
     for (path, data) in entries {

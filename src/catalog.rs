@@ -545,7 +545,27 @@ impl Catalog {
             let artifact_key = ArtifactKey::new(&module_digest, manifest.fuel.is_some());
             let published = self.published.then_some(artifacts.as_ref()).flatten();
             // A published module never changes: kept locally by digest, fetched once.
-            let local = fetched.or_else(|| published.and_then(|a| a.module(&module_digest)));
+            let kept = match fetched {
+                Some(_) => None,
+                None => published.and_then(|a| a.module(&module_digest)),
+            };
+            let already_kept = kept.is_some();
+            let local = fetched.or(kept);
+            // The store's copy must hash to the digest; a local one was checked when read.
+            let fetch_checked = || async {
+                let bytes = self.fetch_module(manifest, deadline).await?;
+                let actual = sha256_hex(&bytes);
+                if actual != module_digest {
+                    return Err(Error::ModuleInvalid {
+                        function: manifest.name.clone(),
+                        reason: format!(
+                            "{} hashes to {actual}, not the expected {module_digest}",
+                            module_location()
+                        ),
+                    });
+                }
+                Ok(bytes)
+            };
             // The compiled artifacts from the store, unless they are here already or the store's
             // recent listing shows none. A bundle carries its module: when the listing shows
             // one, it is the only request; when it cannot tell, both are fetched at once.
@@ -559,7 +579,7 @@ impl Catalog {
                 match local {
                     Some(bytes) => Some(Ok(bytes)),
                     None if listed == Some(true) => None,
-                    None => Some(self.fetch_module(manifest, deadline).await),
+                    None => Some(fetch_checked().await),
                 }
             };
             let compiled = async {
@@ -576,29 +596,20 @@ impl Catalog {
             };
             let (bytes, downloaded) = futures::join!(module, compiled);
             let bytes = match bytes {
-                Some(bytes) => bytes,
+                Some(bytes) => bytes?,
                 // The bundle's module, if it is the one expected; else the module itself.
-                None => match downloaded
-                    .module
-                    .filter(|bytes| sha256_hex(bytes) == module_digest)
-                {
-                    Some(bytes) => Ok(bytes),
-                    None => self.fetch_module(manifest, deadline).await,
+                None => match downloaded.module {
+                    Some(bytes) if sha256_hex(&bytes) == module_digest => bytes,
+                    other => {
+                        if other.is_some() {
+                            warn!(function = %manifest.name, key = %artifact_key, "compiled artifacts carry another module than the manifest names; fetching it");
+                        }
+                        fetch_checked().await?
+                    }
                 },
             };
             let downloaded = downloaded.entries;
-            let bytes = bytes?;
-            let actual = sha256_hex(&bytes);
-            if actual != module_digest {
-                return Err(Error::ModuleInvalid {
-                    function: manifest.name.clone(),
-                    reason: format!(
-                        "{} hashes to {actual}, not the expected {module_digest}",
-                        module_location()
-                    ),
-                });
-            }
-            if let Some(published) = published {
+            if let Some(published) = published.filter(|_| !already_kept) {
                 published.keep_module(&module_digest, &bytes);
             }
             if let Some(artifacts) = &artifacts {

@@ -471,6 +471,11 @@ fn compiled_artifacts_are_shared_through_the_store() {
         .map(|(path, _)| path)
         .collect();
     assert!(!paths.is_empty());
+    assert!(
+        paths.iter().any(|path| path.starts_with("modules/")),
+        "{paths:?}"
+    );
+    assert!(paths.iter().any(|path| path == "module.wasm"), "{paths:?}");
     drop(lambda);
 
     // The same environment restarted: its own /tmp has them, nothing is asked of S3 for them.
@@ -491,17 +496,26 @@ fn compiled_artifacts_are_shared_through_the_store() {
     assert_eq!(count(&requests, &module_get), 0, "{requests:#?}");
     drop(lambda);
 
-    // Entries that are garbage (a sound bundle, as if from another wasmtime, without the
+    // Entries that are garbage (a sound bundle, as if from another wasmtime, carrying another
     // module) fail wasmtime's own checks: the module is fetched, compiled afresh and runs.
-    let garbage: Vec<(String, Vec<u8>)> = paths
+    let mut garbage: Vec<(String, Vec<u8>)> = paths
         .iter()
+        .filter(|path| path.starts_with("modules/"))
         .map(|path| (path.clone(), b"not a compiled module".to_vec()))
         .collect();
+    garbage.push(("module.wasm".to_string(), b"\0asm\x01\0\0\0".to_vec()));
     s3.put(BUCKET, &key, &wasm_lambda::artifacts::bundle(&garbage));
     let third = tempfile::tempdir().unwrap();
     let lambda = environment(&third);
     assert_eq!(lambda.call("echo", json!("c")), json!("c"));
     assert_eq!(last_metrics(&lambda, "echo")["artifact"], "compiled");
+    assert!(
+        lambda
+            .logs()
+            .contains("compiled artifacts carry another module than the manifest names"),
+        "{}",
+        lambda.logs()
+    );
     // What it compiled replaces them for the fleet.
     lambda.wait_for_log(
         "compiled artifacts shared with the fleet",
