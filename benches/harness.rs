@@ -356,8 +356,8 @@ fn warm() -> Vec<Warm> {
 }
 
 /// `instance: reuse` against `instance: fresh`, direct invocations through the Runtime API loop
-/// in alternating blocks. A fresh instance is made after each call has answered, while the
-/// runtime asks for the next invocation.
+/// in alternating blocks. A fresh instance is made after each call's response is posted, before
+/// the runtime asks for the next invocation.
 struct Instances {
     /// Median latency at the client, µs.
     reuse_us: f64,
@@ -813,11 +813,12 @@ fn main() {
         doc,
         "Direct invocations of `echo` as `instance: reuse` and as `instance: fresh`, through the \
          Runtime API loop (the emulator), {} each, alternating blocks. `fresh` makes each call's \
-         instance (instantiated, its memory initialised) after the previous call answered, while \
-         the runtime asks for the next invocation. The critical path is measured inside the \
-         runtime: waiting for an instance, instantiating and calling (`instantiate_ms + call_ms` \
-         of the metrics lines), median. The latency at the client also carries the CPU the \
-         preparation takes from the client and the emulator, which share this machine's 2 cores.\n",
+         instance (instantiated, its memory initialised) once the previous call's response is \
+         posted, before the runtime asks for the next invocation. The critical path is measured \
+         inside the runtime: waiting for an instance, instantiating and calling \
+         (`instantiate_ms + call_ms` of the metrics lines), median. The latency at the client \
+         also carries the preparation, since the client sends each invocation once the previous \
+         one has answered: the runtime asks for it only when its next instance is ready.\n",
         BLOCK * BLOCKS
     );
     let _ = writeln!(

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::event::{
     Batch, Event, HttpRequest, InvocationContext, Record, direct_input, direct_output,
 };
-use crate::invoke::{CompileOptions, CompiledFunction, warm_kernel};
+use crate::invoke::{AfterResponse, CompileOptions, CompiledFunction, warm_kernel};
 use crate::metrics::{Meter, Usage};
 use crate::respond::{HttpResponse, batch_reply};
 use crate::router::HttpMatch;
@@ -99,6 +99,8 @@ pub struct Adapter {
     served: AtomicBool,
     /// Whether invocations write their metrics lines to stdout.
     metrics: bool,
+    /// What calls leave for after their invocation has answered.
+    after_response: Arc<AfterResponse>,
 }
 
 impl Adapter {
@@ -165,6 +167,7 @@ impl Adapter {
             let options = options.clone();
             tokio::task::spawn_blocking(move || warm_kernel(&options))
         };
+        let after_response = Arc::clone(&options.after_response);
         let plugins = PluginCache::new(config.cache_max_bytes, options);
         let adapter = Adapter {
             catalog: Catalog::new(store, config.revalidate_after, plugins),
@@ -173,6 +176,7 @@ impl Adapter {
             warned_no_deadline: AtomicBool::new(false),
             served: AtomicBool::new(false),
             metrics: true,
+            after_response,
         };
         let loaded = adapter.catalog.snapshot(INIT_LOAD_WAIT).await;
         let _ = kernel.await;
@@ -267,6 +271,13 @@ impl Adapter {
             }
         }
         result
+    }
+
+    /// The work calls left for after their invocation answered (with sequential invocations: the
+    /// next `instance: fresh` instance, the used one dropped). The host calls it once the response
+    /// is posted, before it asks for the next invocation. Blocking.
+    pub fn after_response(&self) {
+        self.after_response.run();
     }
 
     fn budget(&self, context: &Context) -> Budget {

@@ -34,8 +34,9 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// How often the interrupt is repeated until the call stops.
 const INTERRUPT_REPEAT: Duration = Duration::from_millis(10);
 
-/// How long a call waits for an engine preparing its next instance before making a replica: an
-/// instance whose initialisation code hangs must not hold up its function's next calls.
+/// How long a call waits for an engine preparing its next instance on the blocking pool
+/// (concurrent invocations) before making a replica: an instance whose initialisation code hangs
+/// must not hold up its function's next calls.
 const PREPARE_WAIT: Duration = Duration::from_millis(50);
 
 /// How long making an instance ahead of its call may take when the manifest sets no `timeout`.
@@ -59,6 +60,44 @@ pub struct CompileOptions {
     /// Calls run on the thread that received the invocation (invocations are sequential), with
     /// the watchdog thread to stop them; otherwise on the blocking pool.
     pub inline_calls: bool,
+    /// With `inline_calls`: what calls leave to do once their invocation has answered.
+    pub after_response: Arc<AfterResponse>,
+}
+
+/// Work a call leaves for after its invocation has answered (dropping the instance it used and
+/// making the next one), when invocations are sequential. The bootstrap runs it between posting
+/// the response and asking the Runtime API for the next invocation: on the thread that will make
+/// the next call (its caches warm with the new instance), and before Lambda may freeze the
+/// execution environment, which it does once the runtime asks for the next invocation and none is
+/// waiting; work left to another thread could be frozen half done and finished on the next call's
+/// critical path. A call that finds its engine still waiting here runs the work itself.
+#[derive(Default)]
+pub struct AfterResponse(Mutex<Vec<Box<dyn FnOnce() + Send>>>);
+
+impl AfterResponse {
+    fn push(&self, work: impl FnOnce() + Send + 'static) {
+        self.0
+            .lock()
+            .expect("after-response lock")
+            .push(Box::new(work));
+    }
+
+    /// Runs the work left so far. Blocking.
+    pub fn run(&self) {
+        let work = std::mem::take(&mut *self.0.lock().expect("after-response lock"));
+        for work in work {
+            work();
+        }
+    }
+}
+
+impl std::fmt::Debug for AfterResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pending = self.0.lock().map_or(0, |work| work.len());
+        f.debug_struct("AfterResponse")
+            .field("pending", &pending)
+            .finish()
+    }
 }
 
 impl CompileOptions {
@@ -79,6 +118,7 @@ impl CompileOptions {
                     &dir.join("published"),
                 ))),
                 inline_calls: false,
+                after_response: Arc::default(),
             },
             Err(error) => {
                 warn!(dir = %dir.display(), %error, "compile cache disabled: directory not writable");
@@ -87,6 +127,7 @@ impl CompileOptions {
                     egress,
                     artifacts: None,
                     inline_calls: false,
+                    after_response: Arc::default(),
                 }
             }
         }
@@ -220,7 +261,9 @@ impl CompiledFunction {
                 self.settle(engine, plugin, keep);
             } else {
                 let this = Arc::clone(self);
-                tokio::task::spawn_blocking(move || this.settle(engine, plugin, keep));
+                self.options
+                    .after_response
+                    .push(move || this.settle(engine, plugin, keep));
             }
             return self.outcome(result, interrupted, instantiate_took, started, timeout);
         }
@@ -364,6 +407,12 @@ impl CompiledFunction {
         let started = tokio::time::Instant::now();
         let give_up = started + PREPARE_WAIT;
         let mut waited = Duration::ZERO;
+        if self.options.inline_calls && self.preparing.load(Ordering::SeqCst) > 0 {
+            // Its engine is still waiting for the work after the last response (the host did
+            // not run it): done here, on this call's critical path.
+            self.options.after_response.run();
+            waited = started.elapsed();
+        }
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);

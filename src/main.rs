@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::tower::{ServiceExt, layer::layer_fn};
+use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 use serde_json::Value;
 use wasm_lambda::{Adapter, Config};
 
@@ -30,9 +31,24 @@ async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     // Store, catalog, routes and plugin cache: built once, shared by every invocation.
     let adapter = Arc::new(Adapter::init(config).await?);
 
-    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+    let handler = {
         let adapter = Arc::clone(&adapter);
-        async move { adapter.handle(event).await }
-    }))
-    .await
+        service_fn(move |event: LambdaEvent<Value>| {
+            let adapter = Arc::clone(&adapter);
+            async move { adapter.handle(event).await }
+        })
+    };
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        // Outermost: once the response is posted, and before the next invocation is asked for,
+        // the work the call left (the next `instance: fresh` instance).
+        .layer(layer_fn(move |inner| {
+            let adapter = Arc::clone(&adapter);
+            ServiceExt::map_result(inner, move |result| {
+                adapter.after_response();
+                result
+            })
+        }))
+        .run_concurrent()
+        .await
 }
