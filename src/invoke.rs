@@ -82,11 +82,15 @@ impl AfterResponse {
             .push(Box::new(work));
     }
 
-    /// Runs the work left so far. Blocking.
+    /// Runs the work left so far. Blocking. A panic in one piece of work is logged and stops
+    /// neither the others nor the runtime: its engine is lost, and the function's next call makes
+    /// a replica.
     pub fn run(&self) {
         let work = std::mem::take(&mut *self.0.lock().expect("after-response lock"));
         for work in work {
-            work();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
+                warn!("preparing the next instance panicked; the engine is dropped");
+            }
         }
     }
 }
