@@ -27,6 +27,7 @@
 
 pub mod app;
 pub mod artifacts;
+pub mod bootstrap;
 pub mod cache;
 pub mod catalog;
 pub mod cli;

@@ -1,10 +1,5 @@
 //! `bootstrap`: the Lambda custom runtime.
 
-use std::sync::Arc;
-
-use lambda_runtime::tower::{ServiceExt, layer::layer_fn};
-use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
-use serde_json::Value;
 use wasm_lambda::{Adapter, Config};
 
 fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,40 +10,5 @@ fn main() -> Result<(), lambda_runtime::Error> {
     Adapter::check_runtime_environment()?;
     let config = Config::from_env()?;
 
-    // Sequential invocations (AWS_LAMBDA_MAX_CONCURRENCY unset or 1) run on one thread: the
-    // Runtime API exchange, the event's handling and the call itself, with no hand-off between
-    // threads on the way. Compiles and other blocking work still go to the blocking pool.
-    // Concurrent invocations get a worker thread per core.
-    let mut runtime = if config.sequential {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    runtime.enable_all().build()?.block_on(serve(config))
-}
-
-async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
-    // Store, catalog, routes and plugin cache: built once, shared by every invocation.
-    let adapter = Arc::new(Adapter::init(config).await?);
-
-    let handler = {
-        let adapter = Arc::clone(&adapter);
-        service_fn(move |event: LambdaEvent<Value>| {
-            let adapter = Arc::clone(&adapter);
-            async move { adapter.handle(event).await }
-        })
-    };
-    Runtime::new(handler)
-        .layer(TracingLayer::new())
-        // Outermost: once the response is posted, and before the next invocation is asked for,
-        // the work the call left (the next `instance: fresh` instance).
-        .layer(layer_fn(move |inner| {
-            let adapter = Arc::clone(&adapter);
-            ServiceExt::map_result(inner, move |result| {
-                adapter.after_response();
-                result
-            })
-        }))
-        .run_concurrent()
-        .await
+    wasm_lambda::bootstrap::run(config)
 }

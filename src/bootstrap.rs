@@ -1,0 +1,50 @@
+//! The Lambda custom runtime's loop: the tokio runtime, the Runtime API client and the adapter.
+
+use std::sync::Arc;
+
+use lambda_runtime::tower::{ServiceExt, layer::layer_fn};
+use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
+use serde_json::Value;
+
+use crate::{Adapter, Config};
+
+/// Serves invocations until the Runtime API goes away.
+///
+/// Sequential invocations (`AWS_LAMBDA_MAX_CONCURRENCY` unset or 1) run on one thread: the
+/// Runtime API exchange, the event's handling and the call itself, with no hand-off between
+/// threads on the way. Compiles and other blocking work still go to the blocking pool.
+/// Concurrent invocations get a worker thread per core.
+pub fn run(config: Config) -> Result<(), lambda_runtime::Error> {
+    let mut runtime = if config.sequential {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    runtime.enable_all().build()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
+    // Store, catalog, routes and plugin cache: built once, shared by every invocation.
+    let adapter = Arc::new(Adapter::init(config).await?);
+
+    let handler = {
+        let adapter = Arc::clone(&adapter);
+        service_fn(move |event: LambdaEvent<Value>| {
+            let adapter = Arc::clone(&adapter);
+            async move { adapter.handle(event).await }
+        })
+    };
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        // Outermost: once the response is posted, and before the next invocation is asked for,
+        // the work the call left (the next `instance: fresh` instance).
+        .layer(layer_fn(move |inner| {
+            let adapter = Arc::clone(&adapter);
+            ServiceExt::map_result(inner, move |result| {
+                adapter.after_response();
+                result
+            })
+        }))
+        .run_concurrent()
+        .await
+}
