@@ -16,7 +16,7 @@ mod records;
 pub use self::http::{HttpRequest, HttpShape};
 pub use self::records::{Batch, Record, Reply, Source, dynamodb_to_json};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::Error;
 
@@ -97,15 +97,10 @@ pub struct InvocationContext {
 }
 
 impl InvocationContext {
+    /// The `context` object of a function's input (the fields above, by name).
     pub fn to_json(&self) -> Value {
-        json!({
-            "request_id": self.request_id,
-            "function": self.function,
-            "deadline_ms": self.deadline_ms,
-            "remaining_ms": self.remaining_ms,
-            "invoked_function_arn": self.invoked_function_arn,
-            "trace_id": self.trace_id,
-        })
+        // Strings and integers always serialize.
+        serde_json::to_value(self).expect("an invocation context serializes")
     }
 }
 
@@ -128,6 +123,7 @@ pub fn direct_output(output: &[u8]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn direct_input_and_output_are_raw() {
