@@ -135,6 +135,16 @@ impl Record {
     }
 }
 
+/// What a cache miss found before compiling, for sharing what compiling wrote.
+struct Miss {
+    artifact_key: ArtifactKey,
+    /// The compile cache before compiling.
+    listing: Listing,
+    /// How many cache entries the store gave.
+    downloaded: usize,
+    module: Bytes,
+}
+
 impl Catalog {
     pub fn new(
         store: Arc<dyn FunctionStore>,
@@ -538,9 +548,8 @@ impl Catalog {
         }
         let module_location = || self.store.locate(&manifest.name, &manifest.module);
         let artifacts = self.plugins.artifacts().cloned();
-        // Filled on a miss: the artifacts' key, the compile cache before compiling, how many
-        // artifacts the store gave, and the module.
-        let before: Mutex<Option<(ArtifactKey, Listing, usize, Bytes)>> = Mutex::new(None);
+        // Filled on a miss, for sharing what compiling wrote.
+        let before: Mutex<Option<Miss>> = Mutex::new(None);
         let fetch = async {
             let artifact_key = ArtifactKey::new(&module_digest, manifest.fuel.is_some());
             let published = self.published.then_some(artifacts.as_ref()).flatten();
@@ -614,8 +623,12 @@ impl Catalog {
             }
             if let Some(artifacts) = &artifacts {
                 let listing = artifacts.listing();
-                *before.lock().expect("listing lock") =
-                    Some((artifact_key, listing, downloaded, bytes.clone()));
+                *before.lock().expect("listing lock") = Some(Miss {
+                    artifact_key,
+                    listing,
+                    downloaded,
+                    module: bytes.clone(),
+                });
             }
             Ok(bytes)
         };
@@ -627,7 +640,12 @@ impl Catalog {
         if let (
             Ok((_, loaded)),
             Some(artifacts),
-            Some((artifact_key, listing, downloaded, module)),
+            Some(Miss {
+                artifact_key,
+                listing,
+                downloaded,
+                module,
+            }),
         ) = (&mut result, &artifacts, taken)
         {
             // What compiling wrote into the cache: nothing when a cached artifact was loaded.
