@@ -75,10 +75,9 @@ pub fn wasmtime_config() -> wasmtime::Config {
     config
 }
 
-/// wasmtime's own compatibility hash (version, target, CPU features, compiler and engine
-/// settings) of the engine Extism 1.30 configures in `CompiledPlugin::new` from
-/// [`wasmtime_config`], as 16 hex digits.
-fn engine_hash(fuel: bool) -> String {
+/// The settings of the engine Extism 1.30 builds in `CompiledPlugin::new` from
+/// [`wasmtime_config`], with or without fuel metering: what a plugin's modules are compiled with.
+pub fn plugin_engine_config(fuel: bool) -> wasmtime::Config {
     let mut config = wasmtime_config();
     config
         .epoch_interruption(true)
@@ -86,8 +85,14 @@ fn engine_hash(fuel: bool) -> String {
         .wasm_function_references(true)
         .wasm_gc(true)
         .consume_fuel(fuel);
+    config
+}
+
+/// wasmtime's own compatibility hash (version, target, CPU features, compiler and engine
+/// settings) of [`plugin_engine_config`], as 16 hex digits.
+fn engine_hash(fuel: bool) -> String {
     let mut hasher = Sha256Hasher(Sha256::new());
-    match wasmtime::Engine::new(&config) {
+    match wasmtime::Engine::new(&plugin_engine_config(fuel)) {
         Ok(engine) => engine.precompile_compatibility_hash().hash(&mut hasher),
         // Never expected; the key then still separates what it can.
         Err(error) => error.to_string().hash(&mut hasher),
