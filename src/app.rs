@@ -322,14 +322,15 @@ impl Adapter {
             })
     }
 
-    /// The compiled function, loaded within the invocation's budget.
+    /// The compiled function, loaded within `limit` (the call's own timeout: fetching and
+    /// compiling count against it). A compile the limit cut short still finishes in the
+    /// background, and the next call finds it compiled (wasmtime cannot stop a compile).
     async fn load(
         &self,
         entry: &Arc<Entry>,
-        budget: Budget,
+        limit: Duration,
     ) -> Result<(Arc<CompiledFunction>, Loaded), Error> {
         let started = Instant::now();
-        let limit = budget.remaining();
         match tokio::time::timeout(limit, self.catalog.compiled(entry, limit)).await {
             Ok(result) => result,
             Err(_) => Err(Error::FunctionTimeout {
@@ -370,15 +371,17 @@ impl Adapter {
     ) -> Result<Vec<u8>, Error> {
         let budget = invocation.budget;
         let entry = self.catalog.entry(function, budget.remaining()).await?;
-        let (compiled, loaded) = self.load(&entry, budget).await?;
+        let limit = budget.call_timeout(entry.manifest.timeout);
+        let loading = Instant::now();
+        let (compiled, loaded) = self.load(&entry, limit).await?;
         usage.loaded = loaded;
-        let timeout = budget.call_timeout(entry.manifest.timeout);
         let entrypoint = entrypoint.unwrap_or(&entry.manifest.entrypoint);
         let context = &invocation.context;
         let input = input(&self.invocation_context(context, function, budget));
         let started = Instant::now();
         let result = compiled
-            .call(entrypoint, input, timeout, &context.request_id)
+            // The call has what loading left of the function's timeout.
+            .call(entrypoint, input, loading, limit, &context.request_id)
             .await;
         usage.call = started.elapsed();
         let called = result?;

@@ -16,6 +16,13 @@
 //!   uploads the entries that appeared, with the module, in the background, when its role may
 //!   write there.
 //!
+//! Only what this runtime wrote is loaded: every entry it writes (compiled here, or from a
+//! bundle) is recorded by its identity on disk (inode, size, change time, which no file write
+//! can keep), in a ledger kept beside the cache; before each compile, an entry whose identity
+//! differs from the ledger's, or that the ledger does not know, is removed, so it is compiled
+//! again rather than loaded as native code. No function can reach the cache anyway: a grant of
+//! a directory that holds it is refused (`invoke.rs`).
+//!
 //! An entry that is corrupt or was made by another wasmtime version, target or setting fails
 //! wasmtime's own checks (decompression, then its engine-compatibility check) and is compiled
 //! afresh: never a crash, never wrong code. A bundle whose bytes do not match the checksum it
@@ -25,9 +32,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -119,6 +127,38 @@ impl Hasher for Sha256Hasher {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing(BTreeMap<String, (u64, SystemTime)>);
 
+/// A file's identity on disk: a write to it, or a new file in its place, changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    inode: u64,
+    len: u64,
+    changed: i64,
+    changed_ns: i64,
+}
+
+impl Identity {
+    fn of(path: &Path) -> Option<Identity> {
+        let metadata = std::fs::symlink_metadata(path).ok()?;
+        metadata.is_file().then(|| Identity {
+            inode: metadata.ino(),
+            len: metadata.len(),
+            changed: metadata.ctime(),
+            changed_ns: metadata.ctime_nsec(),
+        })
+    }
+}
+
+/// The cache entries this runtime wrote, by identity, and how many compiles are writing now
+/// (their new entries are not recorded yet, so unknown entries are removed only when none is).
+#[derive(Debug, Default)]
+struct Ledger {
+    known: BTreeMap<String, Identity>,
+    compiling: usize,
+}
+
+/// The file the ledger is kept in, beside the published modules.
+const LEDGER_FILE: &str = "cache-ledger";
+
 /// The compile cache directory, and whether uploads to the store still make sense.
 #[derive(Debug)]
 pub struct Artifacts {
@@ -127,15 +167,97 @@ pub struct Artifacts {
     /// Published modules, `<digest>.wasm`, and marks, `<digest>.compiled`.
     local: PathBuf,
     uploads: AtomicBool,
+    ledger: Mutex<Ledger>,
 }
 
 impl Artifacts {
     /// Artifacts in wasmtime's cache directory `dir`, modules and marks in `local`.
     pub fn new(dir: &Path, local: &Path) -> Artifacts {
+        let known = std::fs::read_to_string(local.join(LEDGER_FILE))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let path = fields.next()?.to_string();
+                let mut number = || fields.next()?.parse::<i64>().ok();
+                let identity = Identity {
+                    inode: number()? as u64,
+                    len: number()? as u64,
+                    changed: number()?,
+                    changed_ns: number()?,
+                };
+                Some((path, identity))
+            })
+            .collect();
         Artifacts {
             dir: dir.to_path_buf(),
             local: local.to_path_buf(),
             uploads: AtomicBool::new(true),
+            ledger: Mutex::new(Ledger {
+                known,
+                compiling: 0,
+            }),
+        }
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // The ledger is rewritten whole under the lock; a panic leaves it consistent.
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the identity of the entries `paths`, written by this runtime, and keeps the
+    /// ledger on disk.
+    fn record(&self, ledger: &mut Ledger, paths: &[String]) {
+        for path in paths {
+            match Identity::of(&self.dir.join(path)) {
+                Some(identity) => ledger.known.insert(path.clone(), identity),
+                None => ledger.known.remove(path),
+            };
+        }
+        let text: String = ledger
+            .known
+            .iter()
+            .map(|(path, id)| {
+                format!(
+                    "{path} {} {} {} {}\n",
+                    id.inode, id.len, id.changed, id.changed_ns
+                )
+            })
+            .collect();
+        let temporary = self.local.join(format!("{LEDGER_FILE}.part"));
+        let written = std::fs::create_dir_all(&self.local)
+            .and_then(|()| std::fs::write(&temporary, text))
+            .and_then(|()| std::fs::rename(&temporary, self.local.join(LEDGER_FILE)));
+        if let Err(error) = written {
+            debug!(%error, "compile cache ledger not written");
+        }
+    }
+
+    /// Before a compile (which may load what the cache holds): removes every entry this runtime
+    /// did not write, or that changed since, and returns what the cache then holds; the compile
+    /// ends with [`Compiling::finish`], which records what it wrote.
+    pub fn before_compile(self: &Arc<Self>) -> Compiling {
+        let mut ledger = self.ledger();
+        let listing = self.listing();
+        let mut kept = BTreeMap::new();
+        for (path, stat) in listing.0 {
+            let identity = Identity::of(&self.dir.join(&path));
+            let known = ledger.known.get(&path);
+            let trusted = identity.is_some() && identity.as_ref() == known;
+            // An unknown entry may be one a compile in flight is writing.
+            if trusted || (known.is_none() && ledger.compiling > 0) {
+                kept.insert(path, stat);
+                continue;
+            }
+            warn!(%path, "compile cache entry not written by this runtime (or changed since): removed");
+            let _ = std::fs::remove_file(self.dir.join(&path));
+            ledger.known.remove(&path);
+        }
+        ledger.compiling += 1;
+        Compiling {
+            artifacts: Arc::clone(self),
+            before: Listing(kept),
+            finished: false,
         }
     }
 
@@ -233,7 +355,11 @@ impl Artifacts {
                 continue;
             }
             match self.write(&path, bytes) {
-                Ok(()) => downloaded.entries += 1,
+                Ok(()) => {
+                    downloaded.entries += 1;
+                    let mut ledger = self.ledger();
+                    self.record(&mut ledger, std::slice::from_ref(&path));
+                }
                 Err(error) => warn!(%path, %error, "compiled artifact not written to the cache"),
             }
         }
@@ -289,6 +415,38 @@ impl Artifacts {
                     warn!(%error, "compiled artifacts are not shared: the store refused them");
                 }
             }
+        }
+    }
+}
+
+/// A compile in progress, from [`Artifacts::before_compile`].
+#[derive(Debug)]
+pub struct Compiling {
+    artifacts: Arc<Artifacts>,
+    before: Listing,
+    finished: bool,
+}
+
+impl Compiling {
+    /// The entries the compile wrote (none when it loaded an entry), recorded as this runtime's.
+    pub fn finish(mut self) -> Vec<String> {
+        self.finished = true;
+        let artifacts = Arc::clone(&self.artifacts);
+        let mut ledger = artifacts.ledger();
+        let changed = artifacts.changed_since(&self.before);
+        artifacts.record(&mut ledger, &changed);
+        ledger.compiling = ledger.compiling.saturating_sub(1);
+        changed
+    }
+}
+
+impl Drop for Compiling {
+    fn drop(&mut self) {
+        // A compile given up on (its caller's deadline came): what it writes later is not
+        // recorded, and is removed before a later compile.
+        if !self.finished {
+            let mut ledger = self.artifacts.ledger();
+            ledger.compiling = ledger.compiling.saturating_sub(1);
         }
     }
 }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use lambda_runtime::tower::{ServiceExt, layer::layer_fn};
 use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
-use serde_json::Value;
+use tracing::warn;
 
+use crate::event::Payload;
 use crate::{Adapter, Config};
 
 /// Serves invocations until the Runtime API goes away.
@@ -29,9 +30,18 @@ async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
 
     let handler = {
         let adapter = Arc::clone(&adapter);
-        service_fn(move |event: LambdaEvent<Value>| {
+        service_fn(move |event: LambdaEvent<Payload>| {
             let adapter = Arc::clone(&adapter);
-            async move { adapter.handle(event).await }
+            async move {
+                let (payload, context) = event.into_parts();
+                match payload.into_event() {
+                    Ok(event) => adapter.handle(LambdaEvent::new(event, context)).await,
+                    Err(error) => {
+                        warn!(error_type = error.error_type(), %error, "invocation failed");
+                        Err(error)
+                    }
+                }
+            }
         })
     };
     Runtime::new(handler)

@@ -43,6 +43,8 @@ pub struct Loaded {
 #[derive(Clone)]
 pub struct PluginCache {
     cache: Cache<PluginKey, Arc<CompiledFunction>>,
+    /// `CACHE_MAX_BYTES`: a function heavier than the whole cache is refused.
+    max_bytes: u64,
     options: CompileOptions,
     /// The newest key of each function: older versions are dropped once a new one serves.
     newest: Arc<Mutex<HashMap<String, PluginKey>>>,
@@ -64,6 +66,7 @@ impl PluginCache {
             .build();
         PluginCache {
             cache,
+            max_bytes,
             options,
             newest: Arc::default(),
             evicted,
@@ -87,6 +90,7 @@ impl PluginCache {
         F: Future<Output = Result<Bytes, Error>> + Send,
     {
         let options = self.options.clone();
+        let max_bytes = self.max_bytes;
         let function_name = key.function.clone();
         let span = info_span!("compile", function = %key.function);
         let entry = self
@@ -105,6 +109,19 @@ impl PluginCache {
                         function: function_name,
                         reason: format!("compiling panicked: {panic}"),
                     })??;
+                    if u64::from(function.weight) > max_bytes {
+                        return Err(Error::ModuleInvalid {
+                            function: function.name().to_string(),
+                            reason: format!(
+                                "compiled, it holds about {}, more than the plugin cache may \
+                                 hold (CACHE_MAX_BYTES = {})",
+                                bytesize::ByteSize(u64::from(function.weight))
+                                    .display()
+                                    .iec(),
+                                bytesize::ByteSize(max_bytes).display().iec()
+                            ),
+                        });
+                    }
                     function.loaded = Loaded {
                         miss: true,
                         fetch,

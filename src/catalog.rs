@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::timeout_at;
 use tracing::{debug, info, warn};
 
-use crate::artifacts::{ArtifactKey, Downloaded, Listing};
+use crate::artifacts::{ArtifactKey, Compiling, Downloaded};
 use crate::cache::{Loaded, PluginCache, PluginKey};
 use crate::error::Error;
 use crate::invoke::CompiledFunction;
@@ -138,8 +138,8 @@ impl Record {
 /// What a cache miss found before compiling, for sharing what compiling wrote.
 struct Miss {
     artifact_key: ArtifactKey,
-    /// The compile cache before compiling.
-    listing: Listing,
+    /// The compile in progress, and the cache before it.
+    compiling: Compiling,
     /// How many cache entries the store gave.
     downloaded: usize,
     module: Bytes,
@@ -622,10 +622,10 @@ impl Catalog {
                 published.keep_module(&module_digest, &bytes);
             }
             if let Some(artifacts) = &artifacts {
-                let listing = artifacts.listing();
+                let compiling = artifacts.before_compile();
                 *before.lock().expect("listing lock") = Some(Miss {
                     artifact_key,
-                    listing,
+                    compiling,
                     downloaded,
                     module: bytes.clone(),
                 });
@@ -642,14 +642,14 @@ impl Catalog {
             Some(artifacts),
             Some(Miss {
                 artifact_key,
-                listing,
+                compiling,
                 downloaded,
                 module,
             }),
         ) = (&mut result, &artifacts, taken)
         {
             // What compiling wrote into the cache: nothing when a cached artifact was loaded.
-            let changed = artifacts.changed_since(&listing);
+            let changed = compiling.finish();
             loaded.compiled_code = Some(!changed.is_empty());
             artifacts.mark_compiled(&artifact_key);
             info!(

@@ -5,8 +5,12 @@
 //! - loopback, link-local (169.254.0.0/16 and fe80::/10: the instance metadata service), private
 //!   (10/8, 172.16/12, 192.168/16, 100.64/10), unique-local (fc00::/7) and other non-public
 //!   ranges;
+//! - this machine's own addresses (every address of its interfaces reaches its wildcard
+//!   listeners);
 //! - the Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API`), which would let it read or answer other
-//!   invocations.
+//!   invocations: its port is refused on every address that is not public (loopback, `0.0.0.0`,
+//!   `::`, IPv4 written as IPv6 in any of its forms, private ranges) and on every address of
+//!   this machine, however the address is spelled, in every mode.
 //!
 //! The address check runs on every address a name resolves to, before any connection is made, so
 //! a public-looking name that resolves to 127.0.0.1 is refused too; redirects are followed here,
@@ -16,7 +20,8 @@
 //! the real destination.
 //!
 //! For local development only, `ALLOW_PRIVATE_EGRESS=true` lifts the address check (not the
-//! Runtime API's).
+//! Runtime API's). Host spellings such as `0x7f.1`, `2130706433` or `127.1` are read by the URL
+//! parser as the address they mean before any check.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -168,19 +173,75 @@ pub struct EgressPolicy {
 #[derive(Debug)]
 struct AddressChecks {
     allow_private: bool,
+    /// The Runtime API's addresses and port (`AWS_LAMBDA_RUNTIME_API`), resolved once.
     runtime_api: Vec<SocketAddr>,
+    runtime_port: Option<u16>,
+    /// This machine's own addresses, read once from its interfaces.
+    own: Vec<IpAddr>,
 }
 
 impl AddressChecks {
     fn check(&self, address: SocketAddr) -> Result<(), String> {
-        if self.runtime_api.contains(&address) {
+        let ip = canonical(address.ip());
+        let own = self.own.contains(&ip);
+        // The Runtime API's listener may answer on loopback, the wildcard or any local address,
+        // whichever way they are written: its port is refused on all of them, in every mode.
+        let runtime_api = self.runtime_api.contains(&address)
+            || (Some(address.port()) == self.runtime_port
+                && (own || forbidden_range(ip).is_some()));
+        if runtime_api {
             return Err(format!("{address} is the Lambda Runtime API"));
         }
-        match forbidden_range(address.ip()) {
-            Some(range) if !self.allow_private => Err(format!("{} is a {range}", address.ip())),
-            _ => Ok(()),
+        if self.allow_private {
+            return Ok(());
+        }
+        match forbidden_range(ip) {
+            Some(range) => Err(format!("{} is a {range}", address.ip())),
+            None if own => Err(format!("{} is an address of this machine", address.ip())),
+            None => Ok(()),
         }
     }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The addresses of this machine's network interfaces (empty if they cannot be read).
+fn own_addresses() -> Vec<IpAddr> {
+    let mut addresses = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that we only read, then free once.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return addresses;
+        }
+        let mut entry = list;
+        while !entry.is_null() {
+            let address = (*entry).ifa_addr;
+            if !address.is_null() {
+                match i32::from((*address).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*(address as *const libc::sockaddr_in);
+                        let octets = v4.sin_addr.s_addr.to_ne_bytes();
+                        addresses.push(IpAddr::V4(Ipv4Addr::from(octets)));
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*(address as *const libc::sockaddr_in6);
+                        addresses.push(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            entry = (*entry).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    addresses
 }
 
 /// A refusal raised inside the resolver, carried out through ureq's error.
@@ -233,21 +294,29 @@ impl EgressPolicy {
     /// The policy: `allow_private` lifts the address check (local development only);
     /// `runtime_api` is `AWS_LAMBDA_RUNTIME_API` (`127.0.0.1:9001`, or with `http://`).
     pub fn new(allow_private: bool, runtime_api: Option<&str>) -> EgressPolicy {
-        let runtime_api = runtime_api
-            .map(|api| {
-                let api = api
-                    .trim_start_matches("http://")
-                    .trim_start_matches("https://");
-                let authority = api.split('/').next().unwrap_or(api);
-                authority
-                    .to_socket_addrs()
-                    .map(Iterator::collect)
-                    .unwrap_or_default()
-            })
+        let authority = runtime_api.map(|api| {
+            let api = api
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
+            api.split('/').next().unwrap_or(api).to_string()
+        });
+        let runtime_api: Vec<SocketAddr> = authority
+            .as_deref()
+            .and_then(|authority| authority.to_socket_addrs().ok())
+            .map(Iterator::collect)
             .unwrap_or_default();
+        // The port even when the host does not resolve here.
+        let runtime_port = runtime_api.first().map(SocketAddr::port).or_else(|| {
+            authority
+                .as_deref()
+                .and_then(|authority| authority.rsplit_once(':'))
+                .and_then(|(_, port)| port.parse().ok())
+        });
         let checks = Arc::new(AddressChecks {
             allow_private,
             runtime_api,
+            runtime_port,
+            own: own_addresses(),
         });
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -465,6 +534,52 @@ mod tests {
         assert!(!host_allowed(&patterns, "api.example.com.evil.net"));
         assert!(!host_allowed(&[], "api.example.com"));
         assert!(host_allowed(&["*".to_string()], "anything.net"));
+    }
+
+    #[test]
+    fn the_runtime_api_port_is_refused_on_every_local_spelling_in_every_mode() {
+        for allow_private in [true, false] {
+            let policy = EgressPolicy::new(allow_private, Some("http://127.0.0.1:9001/.rt"));
+            for address in [
+                "127.0.0.1:9001",
+                "127.0.0.2:9001",
+                "0.0.0.0:9001",
+                "[::1]:9001",
+                "[::]:9001",
+                "[::ffff:127.0.0.1]:9001",
+                "[::ffff:0.0.0.0]:9001",
+                "[::127.0.0.1]:9001",
+                "[64:ff9b::7f00:1]:9001",
+                "[2002:7f00:1::1]:9001",
+                "10.0.0.1:9001",
+                "169.254.100.1:9001",
+            ] {
+                let refused = policy.checks.check(address.parse().unwrap());
+                assert!(
+                    refused
+                        .as_ref()
+                        .is_err_and(|reason| reason.contains("Lambda Runtime API")),
+                    "{address} (allow_private {allow_private}): {refused:?}"
+                );
+            }
+            // This machine's own addresses too, whatever they are.
+            for own in &policy.checks.own {
+                let address = SocketAddr::new(*own, 9001);
+                assert!(policy.checks.check(address).is_err(), "{address}");
+            }
+        }
+    }
+
+    #[test]
+    fn this_machines_own_addresses_are_refused_in_strict_mode() {
+        let strict = EgressPolicy::new(false, None);
+        assert!(strict.checks.own.iter().any(|ip| ip.is_loopback()));
+        for own in &strict.checks.own {
+            assert!(
+                strict.checks.check(SocketAddr::new(*own, 80)).is_err(),
+                "{own}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   would (403 refused, 502 failed or too large, 504 timed out) with a JSON body
 //!   `{"error", "url"}` and an `x-wasm-lambda-error` header, and the refusal is logged.
 //! - `log_error` ... `log_trace`: the message reaches the Lambda log as a `tracing` event with the
-//!   function's name and the invocation's request id.
+//!   function's name and the invocation's request id. A line longer than [`MAX_LOG_LINE`] is cut
+//!   there, and once an invocation has logged [`MAX_LOG_BYTES`] its further lines are dropped;
+//!   the log says so both times.
 //!
 //! Each engine (Extism `CompiledPlugin`) has its own [`CallState`], and an engine runs one call at
 //! a time, so the state always describes the call in progress.
@@ -25,6 +27,12 @@ use crate::egress::{self, EgressPolicy};
 /// The namespace of Extism's own host functions.
 const ENV: &str = "extism:host/env";
 
+/// The longest plugin log line kept whole: Lambda's own limit for one log event (256 KB).
+pub const MAX_LOG_LINE: usize = 256 * 1024;
+
+/// How much one invocation of a function may log; past it, lines are dropped.
+pub const MAX_LOG_BYTES: usize = 1024 * 1024;
+
 /// What the host functions of one engine know about the call running on it.
 #[derive(Debug)]
 pub struct CallState {
@@ -38,6 +46,8 @@ pub struct CallState {
     /// The last HTTP response, for `http_status_code` and `http_headers`.
     status: u16,
     headers: BTreeMap<String, String>,
+    /// How many bytes this call logged so far.
+    logged: usize,
 }
 
 /// A handle on one engine's [`CallState`].
@@ -60,6 +70,7 @@ impl CallHandle {
             deadline: Instant::now(),
             status: 0,
             headers: BTreeMap::new(),
+            logged: 0,
         }))
     }
 
@@ -71,6 +82,7 @@ impl CallHandle {
         state.deadline = deadline;
         state.status = 0;
         state.headers.clear();
+        state.logged = 0;
     }
 
     fn inner(&self) -> Arc<Mutex<CallState>> {
@@ -225,15 +237,37 @@ fn log(
     inputs: &[Val],
     state: &UserData<CallState>,
 ) -> Result<(), extism::Error> {
-    let Some(message) = take_bytes(plugin, &inputs[0])? else {
-        return Ok(());
-    };
-    if level > LevelFilter::current() {
+    if inputs[0].i64() == Some(0) {
         return Ok(());
     }
-    let message = String::from_utf8_lossy(&message);
+    if level > LevelFilter::current() {
+        if let Some(handle) = plugin.memory_from_val(&inputs[0]) {
+            plugin.memory_free(handle)?;
+        }
+        return Ok(());
+    }
+    let Some(handle) = plugin.memory_from_val(&inputs[0]) else {
+        return Ok(());
+    };
     let state = state.get()?;
-    let state = lock(&state);
+    let mut state = lock(&state);
+    let length = handle.len();
+    if state.logged >= MAX_LOG_BYTES {
+        plugin.memory_free(handle)?;
+        return Ok(());
+    }
+    // Only what is kept is copied out of the plugin's memory.
+    let kept = length.min(MAX_LOG_LINE).min(MAX_LOG_BYTES - state.logged);
+    let bytes = &plugin.memory_bytes(handle)?[..kept];
+    let mut message = String::from_utf8_lossy(bytes).into_owned();
+    plugin.memory_free(handle)?;
+    if kept < length {
+        message.push_str(&format!(
+            " [cut: {} of {length} bytes not logged]",
+            length - kept
+        ));
+    }
+    state.logged += kept;
     let (function, request_id) = (&state.function, &state.request_id);
     match level {
         Level::ERROR => tracing::error!(%function, %request_id, "{message}"),
@@ -241,6 +275,13 @@ fn log(
         Level::INFO => tracing::info!(%function, %request_id, "{message}"),
         Level::DEBUG => tracing::debug!(%function, %request_id, "{message}"),
         Level::TRACE => tracing::trace!(%function, %request_id, "{message}"),
+    }
+    if state.logged >= MAX_LOG_BYTES {
+        warn!(
+            %function,
+            %request_id,
+            "this invocation logged {MAX_LOG_BYTES} bytes, its limit: its further log lines are dropped"
+        );
     }
     Ok(())
 }

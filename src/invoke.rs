@@ -39,8 +39,13 @@ const INTERRUPT_REPEAT: Duration = Duration::from_millis(10);
 /// must not hold up its function's next calls.
 const PREPARE_WAIT: Duration = Duration::from_millis(50);
 
-/// How long making an instance ahead of its call may take when the manifest sets no `timeout`.
-const PREPARE_LIMIT: Duration = Duration::from_secs(30);
+/// How long making an instance ahead of its call may take at most: no more than the call before
+/// it had, and never more than this (work between invocations delays the next one).
+const PREPARE_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long a function whose instances cannot be made (a start function or `_initialize` that
+/// traps or does not return) answers with that error before one call tries again.
+const BROKEN_RETRY: Duration = Duration::from_secs(30);
 
 /// How much earlier than the call its outbound HTTP requests must end, at most.
 const EGRESS_MARGIN: Duration = Duration::from_millis(100);
@@ -62,6 +67,8 @@ pub struct CompileOptions {
     pub inline_calls: bool,
     /// With `inline_calls`: what calls leave to do once their invocation has answered.
     pub after_response: Arc<AfterResponse>,
+    /// The directory the runtime's caches live in, which no grant may reach.
+    pub cache_root: Option<PathBuf>,
 }
 
 /// Work a call leaves for after its invocation has answered (dropping the instance it used and
@@ -123,6 +130,7 @@ impl CompileOptions {
                 ))),
                 inline_calls: false,
                 after_response: Arc::default(),
+                cache_root: Some(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())),
             },
             Err(error) => {
                 warn!(dir = %dir.display(), %error, "compile cache disabled: directory not writable");
@@ -132,6 +140,7 @@ impl CompileOptions {
                     artifacts: None,
                     inline_calls: false,
                     after_response: Arc::default(),
+                    cache_root: None,
                 }
             }
         }
@@ -143,7 +152,14 @@ impl CompileOptions {
 struct Engine {
     compiled: CompiledPlugin,
     host: CallHandle,
-    ready: Option<Plugin>,
+    ready: Option<Ready>,
+}
+
+/// An instance for the next call: already instantiated (made ahead, or kept warm), or only
+/// created (the one that checked the entrypoints), to be instantiated within the call.
+enum Ready {
+    Instantiated(Plugin),
+    Created(Plugin),
 }
 
 /// What a call returned, and how long it waited for an instance on its critical path.
@@ -164,6 +180,9 @@ pub struct CompiledFunction {
     preparing: AtomicUsize,
     /// Signalled when an engine returns to `idle`.
     returned: Notify,
+    /// Why its instances cannot be made, and since when: calls fail at once with it until
+    /// `BROKEN_RETRY` has passed, rather than each trying again.
+    broken: Mutex<Option<(Instant, Error)>>,
     /// Estimated bytes held, for the cache's weigher.
     pub weight: u32,
     /// How long fetching and compiling it took.
@@ -193,16 +212,16 @@ impl CompiledFunction {
                 });
             }
         }
+        let weight = weigh(&compiled, &manifest).min(u32::MAX as u64) as u32;
         info!(
             function = %manifest.name,
             module_bytes = module.len(),
+            weight_bytes = weight,
             compile_ms = started.elapsed().as_secs_f64() * 1000.0,
             "compiled function"
         );
         // The instance that checked the entrypoints serves the first call, in either mode.
-        let ready = Some(plugin);
-        // Compiled code is a small multiple of the module; Extism's own kernel adds about 1 MiB.
-        let weight = (module.len() as u64 * 4 + (1 << 20)).min(u32::MAX as u64) as u32;
+        let ready = Some(Ready::Created(plugin));
         Ok(CompiledFunction {
             manifest,
             module,
@@ -214,6 +233,7 @@ impl CompiledFunction {
             }]),
             preparing: AtomicUsize::new(0),
             returned: Notify::new(),
+            broken: Mutex::new(None),
             loaded: Loaded::default(),
             weight,
         })
@@ -223,17 +243,21 @@ impl CompiledFunction {
         &self.manifest.name
     }
 
-    /// Calls `entrypoint` with `input` for the invocation `request_id`, stopping it after
-    /// `timeout`. The instance for the next call is made after this one has answered, off its
-    /// critical path.
+    /// Calls `entrypoint` with `input` for the invocation `request_id`, stopping it `timeout`
+    /// after `started` (when the function's time began: loading it counts). The instance for the
+    /// next call is made after this one has answered, off its critical path.
     pub async fn call(
         self: &Arc<Self>,
         entrypoint: &str,
         input: Vec<u8>,
+        started: Instant,
         timeout: Duration,
         request_id: &str,
     ) -> Result<Called, Error> {
-        let started = Instant::now();
+        let calling = Instant::now();
+        if let Some(error) = self.broken() {
+            return Err(error);
+        }
         // Waiting for an engine preparing its next instance counts as instantiating.
         let (mut engine, waited) = self.checkout().await?;
         // Outbound requests end a little before the call does, so the plugin can still handle
@@ -242,13 +266,15 @@ impl CompiledFunction {
         engine
             .host
             .begin(request_id, started + timeout - egress_margin);
-        let (mut plugin, instantiate_took) = match engine.ready.take() {
-            Some(plugin) => (plugin, waited),
+        // Without an instance made ahead, the call makes its own, within its own deadline.
+        let (mut plugin, made) = match engine.ready.take() {
+            Some(Ready::Instantiated(plugin)) => (plugin, Some(waited)),
+            Some(Ready::Created(plugin)) => (plugin, None),
             None => match instantiate(&self.manifest, &engine.compiled) {
-                Ok(plugin) => (plugin, started.elapsed()),
+                Ok(plugin) => (plugin, None),
                 Err(error) => {
                     self.checkin(engine);
-                    return Err(error);
+                    return Err(self.mark_broken(error));
                 }
             },
         };
@@ -256,38 +282,40 @@ impl CompiledFunction {
             // Sequential invocations: this thread has nothing else to do meanwhile, so the call
             // runs here, stopped by the watchdog thread; no hand-off on the critical path.
             let watch = crate::watchdog::watch(started + timeout, plugin.cancel_handle());
-            let result = run(&mut plugin, entrypoint, &input);
+            let ran = run(&mut plugin, made, calling, entrypoint, &input);
             let interrupted = watch.interrupted();
             drop(watch);
-            let keep = self.keeps(&result);
+            let keep = self.keeps(&ran);
+            let ahead = self.prepares_ahead(&ran, timeout);
             self.preparing.fetch_add(1, Ordering::SeqCst);
             if keep {
-                self.settle(engine, plugin, keep);
+                self.settle(engine, plugin, keep, ahead);
             } else {
                 let this = Arc::clone(self);
                 self.options
                     .after_response
-                    .push(move || this.settle(engine, plugin, keep));
+                    .push(move || this.settle(engine, plugin, keep, ahead));
             }
-            return self.outcome(result, interrupted, instantiate_took, started, timeout);
+            return self.outcome(ran, interrupted, started, timeout);
         }
         let cancel = plugin.cancel_handle();
         let entry = entrypoint.to_string();
         let (answer, mut answered) = oneshot::channel();
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let result = run(&mut plugin, &entry, &input);
-            let keep = this.keeps(&result);
+            let ran = run(&mut plugin, made, calling, &entry, &input);
+            let keep = this.keeps(&ran);
+            let ahead = this.prepares_ahead(&ran, timeout);
             this.preparing.fetch_add(1, Ordering::SeqCst);
-            let _ = answer.send(result);
+            let _ = answer.send(ran);
             // The caller has its answer; now the instance for the next call.
-            this.settle(engine, plugin, keep);
+            this.settle(engine, plugin, keep, ahead);
         });
 
         let mut interrupted = false;
         let received = tokio::select! {
             received = &mut answered => received,
-            () = tokio::time::sleep(timeout) => {
+            () = tokio::time::sleep_until((started + timeout).into()) => {
                 interrupted = true;
                 let give_up = Instant::now() + INTERRUPT_GRACE;
                 loop {
@@ -306,30 +334,68 @@ impl CompiledFunction {
                 }
             }
         };
-        let Ok(result) = received else {
+        let Ok(ran) = received else {
             return Err(Error::FunctionTrap {
                 function: self.name().to_string(),
                 reason: "the runtime panicked during the call".to_string(),
             });
         };
-        self.outcome(result, interrupted, instantiate_took, started, timeout)
+        self.outcome(ran, interrupted, started, timeout)
     }
 
-    /// Whether the instance that gave `result` serves the next call: `reuse` after a success.
-    fn keeps(&self, result: &Result<Result<Vec<u8>, usize>, extism::Error>) -> bool {
-        matches!(result, Ok(Ok(_))) && self.manifest.instance == InstanceMode::Reuse
+    /// Whether the instance that gave `ran` serves the next call: `reuse` after a success.
+    fn keeps(&self, ran: &Ran) -> bool {
+        matches!(ran.result, Ok(Ok(Ok(_)))) && self.manifest.instance == InstanceMode::Reuse
     }
 
-    /// After a call: keeps its instance (`keep`) or makes the next one, and returns the engine
-    /// to the pool. Blocking unless `keep`; the caller counted the engine in `preparing`.
-    fn settle(&self, mut engine: Engine, plugin: Plugin, keep: bool) {
+    /// How long the next instance may take to make after a call that took `timeout`: no more
+    /// than the call had, nor `PREPARE_LIMIT`; none when this call could not make its own.
+    fn prepares_ahead(&self, ran: &Ran, timeout: Duration) -> Option<Duration> {
+        ran.result
+            .is_ok()
+            .then(|| timeout.clamp(Duration::from_millis(1), PREPARE_LIMIT))
+    }
+
+    /// The error of a function whose instances cannot be made, while it stands.
+    fn broken(&self) -> Option<Error> {
+        let broken = self.broken.lock().unwrap_or_else(|p| p.into_inner());
+        broken
+            .as_ref()
+            .filter(|(since, _)| since.elapsed() < BROKEN_RETRY)
+            .map(|(_, error)| error.clone())
+    }
+
+    /// Records that making an instance failed with `error`: the function's calls fail with it,
+    /// without trying, for `BROKEN_RETRY`.
+    fn mark_broken(&self, error: Error) -> Error {
+        warn!(
+            function = %self.name(),
+            %error,
+            retry_after_s = BROKEN_RETRY.as_secs(),
+            "instances of this function cannot be made; its calls fail until it is retried"
+        );
+        *self.broken.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), error.clone()));
+        error
+    }
+
+    /// After a call: keeps its instance (`keep`) or makes the next one within `ahead`, and
+    /// returns the engine to the pool. Blocking unless `keep`; the caller counted the engine in
+    /// `preparing`.
+    fn settle(&self, mut engine: Engine, plugin: Plugin, keep: bool, ahead: Option<Duration>) {
         engine.ready = if keep {
-            Some(plugin)
+            Some(Ready::Instantiated(plugin))
         } else {
             // The used instance goes first: its memory is unmapped before the next one's is mapped.
             drop(plugin);
-            // Not ready (it failed to instantiate): the next call makes its own, and reports why.
-            prepare(&self.manifest, &engine.compiled).ok()
+            match ahead.map(|limit| prepare(&self.manifest, &engine.compiled, limit)) {
+                Some(Ok(plugin)) => Some(Ready::Instantiated(plugin)),
+                Some(Err(error)) => {
+                    self.mark_broken(error);
+                    None
+                }
+                None => None,
+            }
         };
         self.checkin(engine);
         self.preparing.fetch_sub(1, Ordering::SeqCst);
@@ -337,16 +403,40 @@ impl CompiledFunction {
 
     fn outcome(
         &self,
-        result: Result<Result<Vec<u8>, usize>, extism::Error>,
+        ran: Ran,
         interrupted: bool,
-        instantiate_took: Duration,
         started: Instant,
         timeout: Duration,
     ) -> Result<Called, Error> {
+        let result = match ran.result {
+            Ok(result) => result,
+            Err(error) => {
+                let (error, broken) = if interrupted {
+                    let reason = format!(
+                        "cannot be instantiated: its start function or `_initialize` did not \
+                         return within {} ms",
+                        timeout.as_millis()
+                    );
+                    (self.timeout_error(started, timeout), reason)
+                } else {
+                    let error = instantiate_error(&self.manifest, &error);
+                    let reason = match &error {
+                        Error::ModuleInvalid { reason, .. } => reason.clone(),
+                        other => other.to_string(),
+                    };
+                    (error, reason)
+                };
+                self.mark_broken(Error::ModuleInvalid {
+                    function: self.name().to_string(),
+                    reason: broken,
+                });
+                return Err(error);
+            }
+        };
         match result {
             Ok(Ok(output)) => Ok(Called {
                 output,
-                instantiate: instantiate_took,
+                instantiate: ran.instantiate,
             }),
             Ok(Err(len)) => Err(Error::FunctionError {
                 function: self.name().to_string(),
@@ -379,6 +469,15 @@ impl CompiledFunction {
                 function,
                 reason: format!(
                     "memory limit of {} exceeded",
+                    human_size(self.manifest.memory_limit)
+                ),
+            };
+        }
+        if let Some(tables) = root.strip_prefix("table limit: ") {
+            return Error::FunctionTrap {
+                function,
+                reason: format!(
+                    "memory limit of {} exceeded by {tables}",
                     human_size(self.manifest.memory_limit)
                 ),
             };
@@ -469,17 +568,55 @@ pub fn warm_kernel(options: &CompileOptions) {
     };
     let started = Instant::now();
     let empty = extism::Manifest::new([extism::Wasm::data(b"\0asm\x01\0\0\0".to_vec())]);
-    match PluginBuilder::new(empty)
+    let compiling = options.artifacts.as_ref().map(Artifacts::before_compile);
+    let compiled = PluginBuilder::new(empty)
         .with_wasmtime_config(artifacts::wasmtime_config())
         .with_cache_config(config)
-        .compile()
-    {
+        .compile();
+    if let Some(compiling) = compiling {
+        compiling.finish();
+    }
+    match compiled {
         Ok(_) => info!(
             kernel_ms = started.elapsed().as_secs_f64() * 1000.0,
             "Extism kernel in the compile cache"
         ),
         Err(error) => warn!(%error, "Extism kernel not compiled ahead"),
     }
+}
+
+/// What the process holds per compiled function beyond its code image: wasmtime's metadata
+/// (locations, trap and address maps, trampolines) and what compiling it left allocated.
+/// Measured: modules of 10,000 and 100,000 small functions grew the bootstrap by 56 and 547 MiB.
+const PER_FUNCTION_BYTES: u64 = 5_500;
+
+/// What a compiled function holds in memory: each module's compiled image (code and data) and
+/// per-function metadata, and its warm instance's initial memory and tables. Measured, not
+/// derived from the module's size: a small module of many functions holds far more than one
+/// of few large ones.
+fn weigh(compiled: &CompiledPlugin, manifest: &Manifest) -> u64 {
+    compiled
+        .modules()
+        .map(|module| {
+            let image = module.image_range();
+            let code = (image.end as u64).saturating_sub(image.start as u64);
+            let functions = module.functions().len() as u64 * PER_FUNCTION_BYTES;
+            let resources = module.resources_required();
+            let memory = resources
+                .max_initial_memory_size
+                .unwrap_or_default()
+                .saturating_mul(WASM_PAGE)
+                .saturating_mul(u64::from(resources.num_memories))
+                .min(manifest.memory_limit);
+            let tables = resources
+                .max_initial_table_size
+                .unwrap_or_default()
+                .saturating_mul(u64::from(resources.num_tables))
+                .saturating_mul(8)
+                .min(manifest.memory_limit);
+            code + functions + memory + tables
+        })
+        .sum()
 }
 
 /// Multi-line compiler diagnostics joined into one line for `errorMessage`.
@@ -515,6 +652,9 @@ fn build(
             function: manifest.name.clone(),
             reason: "is not a WebAssembly module (no `\\0asm` header)".to_string(),
         });
+    }
+    if let Some(root) = &options.cache_root {
+        check_grants(manifest, root)?;
     }
     let pages = manifest.memory_limit.div_ceil(WASM_PAGE) as u32;
     let mut plugin_manifest = extism::Manifest::new([extism::Wasm::data(module.to_vec())])
@@ -555,53 +695,165 @@ fn build(
     Ok((compiled, host))
 }
 
-/// Calls `entrypoint`: its output, or `Err(len)` when the output is larger than allowed. The
-/// output is borrowed from the plugin's memory and copied only if it is not too large.
+/// What a call ran to: the entrypoint's result (its output, or `Err(len)` when the output is
+/// larger than allowed), or why its instance could not be made; and how long it waited for or
+/// spent making the instance.
+struct Ran {
+    result: Result<Result<Result<Vec<u8>, usize>, extism::Error>, extism::Error>,
+    instantiate: Duration,
+}
+
+/// Refuses a directory grant that holds the runtime's caches (`root`) or lies inside them: a
+/// function that could write there could plant native code for every function. Both paths are
+/// compared as the file system resolves them, so no symlink or `..` spelling gets around it.
+/// A granted directory inside the temporary directory (on Lambda, `/tmp`, empty at start) is
+/// made if it does not exist yet.
+fn check_grants(manifest: &Manifest, root: &Path) -> Result<(), Error> {
+    for host in manifest.allowed_paths.keys() {
+        let dir = host.strip_prefix("ro:").unwrap_or(host);
+        if let Some(tmp) = root.parent()
+            && !Path::new(dir).exists()
+            && Path::new(dir).starts_with(tmp)
+            && !Path::new(dir)
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let resolved = resolve(Path::new(dir));
+        if root.starts_with(&resolved) || resolved.starts_with(root) {
+            return Err(Error::ManifestInvalid {
+                function: manifest.name.clone(),
+                reason: format!(
+                    "allowed_paths: `{dir}` would reach the runtime's compile cache ({}); grant \
+                     a directory beside it, such as {}",
+                    root.display(),
+                    root.parent()
+                        .unwrap_or(root)
+                        .join(format!("{}-scratch", manifest.name))
+                        .display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `path` as the file system resolves it (symlinks followed); where it does not exist, its `.`
+/// and `..` resolved by their names, then its longest existing ancestor resolved.
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(resolved) = path.canonicalize() {
+        return resolved;
+    }
+    let mut lexical = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical.as_path();
+    let mut rest = Vec::new();
+    while let Some(parent) = existing.parent() {
+        if let Ok(resolved) = existing.canonicalize() {
+            return rest
+                .iter()
+                .rev()
+                .fold(resolved, |path, name| path.join(name));
+        }
+        rest.extend(existing.file_name());
+        existing = parent;
+    }
+    lexical
+}
+
+/// Calls `entrypoint`, after making the instance when none was made ahead (`made` is how long
+/// the call waited for the one made ahead). The output is borrowed from the plugin's memory and
+/// copied only if it is not too large.
 fn run(
     plugin: &mut Plugin,
+    made: Option<Duration>,
+    started: Instant,
     entrypoint: &str,
     input: &[u8],
-) -> Result<Result<Vec<u8>, usize>, extism::Error> {
+) -> Ran {
+    let instantiate = match made {
+        Some(waited) => waited,
+        None => {
+            if let Err(error) = initialise(plugin) {
+                return Ran {
+                    result: Err(error),
+                    instantiate: started.elapsed(),
+                };
+            }
+            started.elapsed()
+        }
+    };
     // `call`, not `call_get_error_code`: only `call` fails a plugin that returns a non-zero code
     // without setting an error message.
-    plugin
+    let result = plugin
         .call::<&[u8], &[u8]>(entrypoint, input)
         .map(|output| match output.len() {
             len if len > MAX_OUTPUT_BYTES => Err(len),
             _ => Ok(output.to_vec()),
-        })
-}
-
-/// An instance made ahead of its call: Extism instantiates the module on a plugin's first call,
-/// so a call of an export that does not exist instantiates it (running its initialisation, as
-/// the call would have) and stops there. Its initialisation is stopped after the manifest's
-/// `timeout` (else `PREPARE_LIMIT`), as a call's would be.
-fn prepare(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {
-    const NO_EXPORT: &str = "wasm-lambda:prepare";
-    let mut plugin = instantiate(manifest, compiled)?;
-    let limit = manifest.timeout.unwrap_or(PREPARE_LIMIT);
-    let watch = crate::watchdog::watch(Instant::now() + limit, plugin.cancel_handle());
-    let result = plugin.call::<&[u8], &[u8]>(NO_EXPORT, &[]);
-    drop(watch);
-    match result {
-        Err(error) if error.to_string() == format!("Function not found: {NO_EXPORT}") => Ok(plugin),
-        Err(error) => Err(Error::ModuleInvalid {
-            function: manifest.name.clone(),
-            reason: format!(
-                "cannot be instantiated: {}",
-                one_line(&error.root_cause().to_string())
-            ),
-        }),
-        Ok(_) => Ok(plugin),
+        });
+    Ran {
+        result: Ok(result),
+        instantiate,
     }
 }
 
-fn instantiate(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {
-    Plugin::new_from_compiled(compiled).map_err(|error| Error::ModuleInvalid {
+/// Instantiates the module of `plugin` (its start function, and `_initialize` under WASI):
+/// Extism does so on a plugin's first call, so a call of an export that does not exist does it
+/// and stops there.
+fn initialise(plugin: &mut Plugin) -> Result<(), extism::Error> {
+    const NO_EXPORT: &str = "wasm-lambda:prepare";
+    match plugin.call::<&[u8], &[u8]>(NO_EXPORT, &[]) {
+        Err(error) if error.to_string() == format!("Function not found: {NO_EXPORT}") => Ok(()),
+        Err(error) => Err(error),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// An instance made ahead of its call, its initialisation stopped after `limit`.
+fn prepare(
+    manifest: &Manifest,
+    compiled: &CompiledPlugin,
+    limit: Duration,
+) -> Result<Plugin, Error> {
+    let mut plugin = instantiate(manifest, compiled)?;
+    let watch = crate::watchdog::watch(Instant::now() + limit, plugin.cancel_handle());
+    let result = initialise(&mut plugin);
+    let interrupted = watch.interrupted();
+    drop(watch);
+    match result {
+        Ok(()) => Ok(plugin),
+        Err(_) if interrupted => Err(Error::ModuleInvalid {
+            function: manifest.name.clone(),
+            reason: format!(
+                "cannot be instantiated: its start function or `_initialize` did not return \
+                 within {} ms",
+                limit.as_millis()
+            ),
+        }),
+        Err(error) => Err(instantiate_error(manifest, &error)),
+    }
+}
+
+/// The error of a module whose instantiation failed with `error`.
+fn instantiate_error(manifest: &Manifest, error: &extism::Error) -> Error {
+    Error::ModuleInvalid {
         function: manifest.name.clone(),
         reason: format!(
             "cannot be instantiated: {}",
             one_line(&error.root_cause().to_string())
         ),
-    })
+    }
+}
+
+fn instantiate(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {
+    Plugin::new_from_compiled(compiled).map_err(|error| instantiate_error(manifest, &error))
 }

@@ -9,6 +9,7 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+use tracing::warn;
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_lambda_events::streams::{
@@ -108,7 +109,33 @@ impl HttpResponse {
                         .collect(),
                     other => vec![other.to_string()],
                 };
-                headers.insert(name.clone(), values);
+                if HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    warn!(
+                        %function,
+                        header = %name.escape_debug(),
+                        "response header dropped: its name is not a valid HTTP header name"
+                    );
+                    continue;
+                }
+                let values: Vec<String> = values
+                    .into_iter()
+                    .filter(|value| {
+                        let safe = header_value_is_safe(value);
+                        if !safe {
+                            warn!(
+                                %function,
+                                header = %name,
+                                value = %value.escape_debug(),
+                                "response header value dropped: it holds CR, LF or another \
+                                 control character, which could inject headers"
+                            );
+                        }
+                        safe
+                    })
+                    .collect();
+                if !values.is_empty() {
+                    headers.insert(name.clone(), values);
+                }
             }
         }
         let is_base64_encoded = object
@@ -212,6 +239,12 @@ impl HttpResponse {
     }
 }
 
+/// Whether `value` may be sent as a header (or cookie) value: no control character but tab (CR
+/// and LF above all, which would end the header and start another).
+fn header_value_is_safe(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
 /// `headers` as a `HeaderMap`; `single` joins repeated values (except cookies) into one.
 fn header_map(headers: &BTreeMap<String, Vec<String>>, single: bool) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -228,7 +261,7 @@ fn header_map(headers: &BTreeMap<String, Vec<String>>, single: bool) -> HeaderMa
             values.clone()
         };
         for value in values {
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
                 map.append(name.clone(), value);
             }
         }
@@ -311,6 +344,28 @@ mod tests {
         assert_eq!(response.body, "hi");
         let response = HttpResponse::from_output("f", br#"{"a":1}"#).unwrap();
         assert_eq!(response.headers["content-type"], ["application/json"]);
+    }
+
+    #[test]
+    fn cr_and_lf_never_reach_a_header_or_a_cookie() {
+        let output = br#"{"status": 200, "headers": {
+            "set-cookie": ["a=1\r\nX-Injected: yes", "b=2"],
+            "x-split": "1\nX-Injected: yes",
+            "x-nul": "a\u0000b",
+            "bad name\r\nX-Injected": "yes",
+            "x-ok": "caf\u00e9\tok"
+        }}"#;
+        let response = HttpResponse::from_output("f", output).unwrap();
+        let v2 = response.clone().shape(HttpShape::HttpV2);
+        assert_eq!(v2["cookies"], json!(["b=2"]));
+        let text = v2.to_string();
+        assert!(!text.contains("X-Injected"), "{text}");
+        assert_eq!(v2["headers"]["x-ok"], "caf\u{e9}\tok");
+        for shape in [HttpShape::RestV1, HttpShape::Alb { multi_value: true }] {
+            let text = response.clone().shape(shape).to_string();
+            assert!(!text.contains("X-Injected"), "{text}");
+            assert!(text.contains("b=2"), "{text}");
+        }
     }
 
     #[test]

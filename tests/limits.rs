@@ -94,14 +94,16 @@ fn an_instantiation_that_never_ends_times_out_and_the_next_call_works() {
     store.add_built("echo", "echo", "");
     let lambda = Lambda::start(store.path(), &[]);
 
-    for _ in 0..2 {
-        for function in ["stuck", "stuck-fresh"] {
-            let started = Instant::now();
-            let answer = lambda.call(function, Value::Null);
-            assert_error(&answer, "FunctionTimeout", "limit 300 ms");
-            assert!(started.elapsed() < Duration::from_secs(5));
-            assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
-        }
+    for function in ["stuck", "stuck-fresh"] {
+        let started = Instant::now();
+        let answer = lambda.call(function, Value::Null);
+        assert_error(&answer, "FunctionTimeout", "limit 300 ms");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
+        // Its instances cannot be made: the function is marked broken, not retried every call.
+        let answer = lambda.call(function, Value::Null);
+        assert_error(&answer, "ModuleInvalid", "did not return within 300 ms");
+        assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
     }
 }
 
@@ -127,7 +129,7 @@ fn without_a_manifest_timeout_the_invocation_deadline_stops_the_call() {
             .and_then(|rest| rest.split(' ').next())
             .and_then(|ms| ms.parse().ok())
             .unwrap_or_else(|| panic!("{message}"));
-        assert!((700..=950).contains(&limit), "{message}");
+        assert!((500..=950).contains(&limit), "{message}");
         assert!(started.elapsed() < Duration::from_secs(2), "{message}");
         assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
     }

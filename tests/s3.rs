@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Lambda, S3Server, Store, assert_error, constant_plugin, eventually};
@@ -56,31 +56,37 @@ fn count(requests: &[String], needle: &str) -> usize {
 #[test]
 fn a_cold_environment_loads_from_s3_and_revalidation_is_a_conditional_get() {
     let s3 = published();
-    let lambda = lambda_on(&s3, &[("REVALIDATE_AFTER", "1s")]);
+    const INTERVAL: Duration = Duration::from_secs(3);
+    let lambda = lambda_on(&s3, &[("REVALIDATE_AFTER", "3s")]);
     assert!(lambda.logs().contains("functions=2"), "{}", lambda.logs());
     assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
     assert_eq!(lambda.call("echo", json!([1])), json!([1]));
     // What this cold environment compiled is shared in the background; let that settle.
-    eventually(Duration::from_secs(10), "compiled artifacts shared", || {
+    eventually(Duration::from_secs(30), "compiled artifacts shared", || {
         lambda.logs().matches("compiled artifacts shared").count() == 2
     });
 
-    // Within the interval nothing is asked of S3.
+    // Within the interval nothing is asked of S3. The interval starts at the listing a routed
+    // call makes once the last one is older than it (which confirms both manifests).
+    std::thread::sleep(INTERVAL);
+    let window = Instant::now();
+    assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
     let before = s3.requests().len();
     for _ in 0..10 {
         assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
         assert_eq!(lambda.call("echo", json!(2)), json!(2));
     }
-    assert_eq!(
-        s3.requests().len(),
-        before,
-        "{:#?}",
-        &s3.requests()[before..]
-    );
+    let new = s3.requests()[before..].to_vec();
+    // (A machine too slow to make 20 calls within the interval cannot check this.)
+    if window.elapsed() < INTERVAL {
+        assert!(new.is_empty(), "{new:#?}");
+    }
 
     // After it, the function called is revalidated with one conditional GET: a 304, no module
     // fetch, no recompile.
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(INTERVAL);
+    let before = s3.requests().len();
+    let checked = Instant::now();
     assert_eq!(lambda.call("echo", json!(3)), json!(3));
     let new = s3.requests()[before..].to_vec();
     assert_eq!(new.len(), 1, "{new:#?}");
@@ -89,12 +95,14 @@ fn a_cold_environment_loads_from_s3_and_revalidation_is_a_conditional_get() {
         "{new:#?}"
     );
     assert_eq!(lambda.call("echo", json!(4)), json!(4));
-    assert_eq!(s3.requests().len(), before + 1, "one check per interval");
+    if checked.elapsed() < INTERVAL {
+        assert_eq!(s3.requests().len(), before + 1, "one check per interval");
+    }
 
     // An HTTP call re-lists for the routing table; the listing confirms every unchanged
     // manifest, so none is fetched.
+    std::thread::sleep(INTERVAL);
     let before = s3.requests().len();
-    std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
     let new = s3.requests()[before..].to_vec();
     assert_eq!(count(&new, "list-type=2"), 1, "{new:#?}");
@@ -116,6 +124,14 @@ fn a_function_published_after_init_answers_direct_invocations_at_once() {
     late.add_wat("late", &constant_plugin("\"here\""), "");
     publish(&s3, late.path());
     assert_eq!(lambda.call("late", Value::Null), json!("here"));
+    // What compiling them wrote is shared in the background: let that settle.
+    eventually(Duration::from_secs(30), "echo and late shared", || {
+        lambda
+            .logs()
+            .matches("compiled artifacts shared with the fleet")
+            .count()
+            == 2
+    });
 
     // A name the store does not hold is FunctionNotFound, and is not asked again within the
     // interval.
@@ -144,25 +160,32 @@ fn a_publish_during_traffic_switches_versions_without_a_failed_call() {
     let lambda = lambda_on(&s3, &[("REVALIDATE_AFTER", "200ms")]);
 
     let stop = AtomicBool::new(false);
+    let served = AtomicUsize::new(0);
     let answers = std::thread::scope(|scope| {
         let traffic = scope.spawn(|| {
             let mut answers = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 answers.push(lambda.url("GET", "/hello/ada", None));
+                served.fetch_add(1, Ordering::Relaxed);
             }
             answers
         });
-        std::thread::sleep(Duration::from_millis(300));
+        eventually(Duration::from_secs(60), "traffic before the deploy", || {
+            served.load(Ordering::Relaxed) >= 3
+        });
         publish(&s3, local_store("Howdy").path());
         let started = Instant::now();
         while lambda.url("GET", "/hello/ada", None).2 != "Howdy, ada!\n" {
             assert!(
-                started.elapsed() < Duration::from_secs(20),
+                started.elapsed() < Duration::from_secs(60),
                 "{}",
                 lambda.logs()
             );
         }
-        std::thread::sleep(Duration::from_millis(300));
+        let seen = served.load(Ordering::Relaxed);
+        eventually(Duration::from_secs(30), "traffic after the switch", || {
+            served.load(Ordering::Relaxed) >= (seen + 5).max(11)
+        });
         stop.store(true, Ordering::Relaxed);
         traffic.join().unwrap()
     });
@@ -203,7 +226,7 @@ fn when_s3_is_down_cached_functions_keep_serving_and_service_recovers() {
         assert_eq!((status, body.as_str()), (200, "Hello, ada!\n"));
         assert_eq!(lambda.call("hello", json!({"params": {}}))["status"], 200);
     };
-    eventually(Duration::from_secs(20), "the outage to be noticed", || {
+    eventually(Duration::from_secs(60), "the outage to be noticed", || {
         serves_stale();
         let logs = lambda.logs();
         logs.contains("the last routing table keeps serving")
@@ -232,7 +255,7 @@ fn when_s3_is_down_cached_functions_keep_serving_and_service_recovers() {
     s3.restart();
     s3.create_bucket(BUCKET);
     publish(&s3, local_store("Hello").path());
-    eventually(Duration::from_secs(20), "recovery", || {
+    eventually(Duration::from_secs(60), "recovery", || {
         lambda.call("echo", json!("back")) == json!("back")
     });
     assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
@@ -260,6 +283,8 @@ fn a_store_that_never_answers_fails_the_call_before_its_deadline() {
     env.extend([
         ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
         ("FUNCTIONS_BUCKET", BUCKET),
+        // Time kept to answer through the emulator and the deadline proxy, on a loaded machine.
+        ("DEADLINE_MARGIN", "500ms"),
     ]);
     let lambda = Lambda::launch_with_timeout(&env, Duration::from_secs(2));
     assert!(lambda.logs().contains("function store unavailable at init"));
@@ -292,7 +317,7 @@ fn a_broken_new_version_never_replaces_the_last_good_one() {
     );
     s3.put(BUCKET, "hello/manifest.yaml", manifest.as_bytes());
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the broken version to be seen",
         || {
             assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
@@ -305,7 +330,7 @@ fn a_broken_new_version_never_replaces_the_last_good_one() {
     // A manifest that no longer parses.
     s3.put(BUCKET, "hello/manifest.yaml", b"name: hello\nruntime: [\n");
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the invalid manifest to be seen",
         || {
             assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
@@ -323,7 +348,7 @@ fn a_broken_new_version_never_replaces_the_last_good_one() {
     );
     s3.put(BUCKET, &format!("bad/{wrong}.wasm"), b"\0asm tampered");
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the new function to be listed",
         || lambda.call("bad", Value::Null)["errorType"] != "FunctionNotFound",
     );
@@ -398,11 +423,10 @@ fn a_store_of_2500_functions_is_discovered_fully() {
     let lambda = lambda_on(&s3, &[]);
     eventually(Duration::from_secs(240), "all 2,500 functions", || {
         lambda.url("GET", "/fn/f2499", None).2 == "\"last\""
+            && lambda
+                .logs()
+                .contains("functions=2500 invalid=0 routes=2500")
     });
-    lambda.wait_for_log(
-        "functions=2500 invalid=0 routes=2500",
-        Duration::from_secs(5),
-    );
     assert_eq!(lambda.url("GET", "/fn/f0000", None).2, "\"last\"");
 }
 
@@ -462,7 +486,7 @@ fn compiled_artifacts_are_shared_through_the_store() {
     assert_eq!(count(&requests, &module_get), 1, "{requests:#?}");
     lambda.wait_for_log(
         "compiled artifacts shared with the fleet",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     );
     let shared = bundle().expect("a bundle of compiled artifacts in the store");
     let paths: Vec<String> = wasm_lambda::artifacts::unbundle(&shared)
@@ -519,7 +543,7 @@ fn compiled_artifacts_are_shared_through_the_store() {
     // What it compiled replaces them for the fleet.
     lambda.wait_for_log(
         "compiled artifacts shared with the fleet",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     );
     let replaced = bundle().unwrap();
     let replaced = wasm_lambda::artifacts::unbundle(&replaced).unwrap();

@@ -217,13 +217,42 @@ fn private_egress_for_local_development_still_guards_the_runtime_api() {
         &runtime_api,
         "is the Lambda Runtime API",
     );
+    // However the address is spelled: IPv4 written as IPv6, the wildcard, the other loopback
+    // addresses, the numeric forms the URL parser reads, a name.
+    let port = lambda.port;
+    for host in [
+        "[::ffff:127.0.0.1]".to_string(),
+        "[::ffff:7f00:1]".to_string(),
+        "[::1]".to_string(),
+        "[::]".to_string(),
+        "0.0.0.0".to_string(),
+        "127.0.0.2".to_string(),
+        "127.1".to_string(),
+        "0x7f000001".to_string(),
+        "2130706433".to_string(),
+        "017700000001".to_string(),
+        "localhost".to_string(),
+    ] {
+        refused(
+            &lambda,
+            "fetcher",
+            &format!("http://{host}:{port}/2018-06-01/runtime/invocation/next"),
+            "is the Lambda Runtime API",
+        );
+    }
     // Redirects are checked hop by hop: by address...
-    refused(
-        &lambda,
-        "fetcher",
-        &upstream.url(&format!("/redirect?to={runtime_api}")),
-        "is the Lambda Runtime API",
-    );
+    for target in [
+        runtime_api.clone(),
+        format!("http://[::ffff:127.0.0.1]:{port}/2018-06-01/runtime/invocation/next"),
+        format!("http://0.0.0.0:{port}/2018-06-01/runtime/invocation/next"),
+    ] {
+        refused(
+            &lambda,
+            "fetcher",
+            &upstream.url(&format!("/redirect?to={target}")),
+            "is the Lambda Runtime API",
+        );
+    }
     // ... and by host.
     let from_localhost = |path: &str| format!("http://localhost:{}{path}", upstream.port);
     refused(
@@ -247,7 +276,9 @@ fn private_egress_for_local_development_still_guards_the_runtime_api() {
         "{body}"
     );
 
-    // A request never outlives the call: the plugin gets a 504 before its 1 s timeout.
+    // A request never outlives the call: the plugin gets a 504 before its 1 s timeout (its
+    // first call, which loads it, before).
+    assert_eq!(fetch(&lambda, "hasty", &upstream.url("/hello")).0, 200);
     let started = Instant::now();
     let (status, _, kind) = fetch(&lambda, "hasty", &upstream.url("/slow"));
     assert_eq!((status, kind.as_str()), (504, "egress-timeout"));
@@ -430,29 +461,519 @@ fn one_call_timing_out_never_interrupts_another() {
     hostile(&store, "busy", "busy_for", "timeout: 2s\n");
     let lambda = Lambda::start(store.path(), &[("AWS_LAMBDA_MAX_CONCURRENCY", "2")]);
     healthy(&lambda);
-    // Compiled before the race, so both calls start as soon as they arrive.
+    // Compiled before the race, with an engine ready for each of the two calls, so both start
+    // as soon as they arrive.
     assert_eq!(lambda.call("busy", json!("1")), json!("done after 1 ms"));
-
     let lambda = &lambda;
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| lambda.call("busy", json!("500")));
+        std::thread::sleep(Duration::from_millis(100));
+        let second = scope.spawn(|| lambda.call("busy", json!("500")));
+        assert_eq!(first.join().unwrap(), json!("done after 500 ms"));
+        assert_eq!(second.join().unwrap(), json!("done after 500 ms"));
+    });
+
     let (looping, working) = std::thread::scope(|scope| {
         // Runs until its 2 s timeout stops it, at about t = 2 s.
         let looping = scope.spawn(move || {
             let answer = lambda.call("busy", json!("60000"));
             (answer, Instant::now())
         });
-        // Runs from about t = 0.5 s to t = 2.3 s: across the other's timeout.
-        std::thread::sleep(Duration::from_millis(500));
+        // Runs from about t = 1 s to t = 2.5 s: across the other's timeout.
+        std::thread::sleep(Duration::from_millis(1000));
         let working = scope.spawn(move || {
-            let answer = lambda.call("busy", json!("1800"));
+            let answer = lambda.call("busy", json!("1500"));
             (answer, Instant::now())
         });
         (looping.join().unwrap(), working.join().unwrap())
     });
     assert_error(&looping.0, "FunctionTimeout", "limit 2000 ms");
-    assert_eq!(working.0, json!("done after 1800 ms"), "{}", lambda.logs());
+    assert_eq!(working.0, json!("done after 1500 ms"), "{}", lambda.logs());
     assert!(
         looping.1 < working.1,
         "the timeout came while the other call was still running"
     );
     healthy(lambda);
+}
+
+/// A snapshot of every file under `dir`: path, contents and modification time.
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let metadata = entry.metadata().unwrap();
+        let path = entry.path();
+        if metadata.is_dir() {
+            files.push((
+                path.display().to_string(),
+                Vec::new(),
+                metadata.modified().unwrap(),
+            ));
+            files.extend(tree(&path));
+        } else {
+            files.push((
+                path.display().to_string(),
+                std::fs::read(&path).unwrap(),
+                metadata.modified().unwrap(),
+            ));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_read_only_grant_refuses_every_change_however_it_is_asked() {
+    let ro = tempfile::tempdir().unwrap();
+    let rw = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ro.path().join("precious.txt"),
+        "thirty bytes of precious data",
+    )
+    .unwrap();
+    std::fs::create_dir(ro.path().join("subdir")).unwrap();
+    std::fs::write(ro.path().join("subdir/inner.txt"), "inner").unwrap();
+    std::fs::write(rw.path().join("src.txt"), "from the writable grant").unwrap();
+    let before = tree(ro.path());
+    let store = store_with_echo();
+    hostile(
+        &store,
+        "fs",
+        "fs_attack",
+        &format!(
+            "allowed_paths: {{\"ro:{}\": /ro, \"{}\": /rw}}\n",
+            ro.path().display(),
+            rw.path().display()
+        ),
+    );
+    let lambda = Lambda::start(store.path(), &[]);
+    let attack = |op: &str, path: &str| {
+        lambda.call(
+            "fs",
+            json!({"dir": "/ro", "op": op, "path": path, "from": "/rw"}),
+        )
+    };
+
+    // The attacks work where they are allowed: reading the read-only grant, writing the other.
+    assert_eq!(attack("read", "precious.txt"), json!({"ok": true}));
+    assert_eq!(
+        lambda.call(
+            "fs",
+            json!({"dir": "/rw", "op": "create", "path": "new.txt"})
+        ),
+        json!({"ok": true})
+    );
+    assert!(rw.path().join("new.txt").exists());
+
+    for (op, path) in [
+        ("create_truncate", "precious.txt"),
+        ("truncate", "precious.txt"),
+        ("create", "created.txt"),
+        ("create", "precious.txt"),
+        ("create_exclusive", "created.txt"),
+        ("open_write", "precious.txt"),
+        ("open_append", "precious.txt"),
+        ("write_read_only", "precious.txt"),
+        ("set_size", "precious.txt"),
+        ("allocate", "precious.txt"),
+        ("set_times", "precious.txt"),
+        ("set_flags", "precious.txt"),
+        ("path_set_times", "precious.txt"),
+        ("mkdir", "made"),
+        ("rmdir", "subdir"),
+        ("unlink", "precious.txt"),
+        ("rename", "precious.txt"),
+        ("symlink", "precious.txt"),
+        ("link", "precious.txt"),
+        ("create_in_subdir", "subdir"),
+        ("create_truncate", "subdir/inner.txt"),
+        ("create_truncate", "./subdir/../precious.txt"),
+        ("rename_into", "precious.txt"),
+        ("rename_into", "planted.txt"),
+        ("link_into", "planted.txt"),
+    ] {
+        let answer = attack(op, path);
+        assert_eq!(answer["ok"], false, "{op} {path}: {answer}");
+        assert_eq!(
+            tree(ro.path()),
+            before,
+            "{op} {path} changed the read-only grant"
+        );
+    }
+    assert!(rw.path().join("src.txt").exists(), "the source stayed");
+    healthy(&lambda);
+}
+
+#[test]
+fn no_grant_reaches_the_runtimes_compile_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().to_str().unwrap().to_string();
+    let cache = tmp.path().join("wasm-lambda");
+    let link = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&cache, link.path().join("cache")).unwrap();
+    let store = store_with_echo();
+    for (name, grant) in [
+        ("whole-tmp", format!("{tmp_path}: /tmp")),
+        ("whole-tmp-ro", format!("\"ro:{tmp_path}\": /tmp")),
+        ("the-cache", format!("{tmp_path}/wasm-lambda: /c")),
+        ("inside", format!("{tmp_path}/wasm-lambda/wasmtime: /c")),
+        ("dotted", format!("{tmp_path}/scratch/../wasm-lambda: /c")),
+        ("trailing", format!("{tmp_path}/wasm-lambda/: /c")),
+        ("linked", format!("{}/cache: /c", link.path().display())),
+        ("root", "/: /all".to_string()),
+    ] {
+        hostile(
+            &store,
+            name,
+            "fs_attack",
+            &format!("allowed_paths: {{{grant}}}\n"),
+        );
+    }
+    hostile(
+        &store,
+        "scratch",
+        "fs_attack",
+        &format!("allowed_paths: {{{tmp_path}/scratch: /tmp}}\n"),
+    );
+    let lambda = Lambda::start(store.path(), &[("TMPDIR", &tmp_path)]);
+    healthy(&lambda);
+    assert!(
+        cache.join("wasmtime").is_dir(),
+        "the cache is where grants point"
+    );
+
+    for name in [
+        "whole-tmp",
+        "whole-tmp-ro",
+        "the-cache",
+        "inside",
+        "dotted",
+        "trailing",
+        "linked",
+        "root",
+    ] {
+        assert_error(
+            &lambda.call(name, json!({"dir": "/c", "op": "read", "path": "x"})),
+            "ManifestInvalid",
+            "would reach the runtime's compile cache",
+        );
+    }
+    // A directory beside the cache is the scratch grant; inside the temporary directory it is
+    // made when missing.
+    assert_eq!(
+        lambda.call(
+            "scratch",
+            json!({"dir": "/tmp", "op": "create", "path": "note"})
+        ),
+        json!({"ok": true})
+    );
+    assert!(tmp.path().join("scratch/note").exists());
+    healthy(&lambda);
+}
+
+/// The compile cache's entries under `cache` (`modules/<compiler>/<hash>`).
+fn cache_entries(cache: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut entries = Vec::new();
+    let Ok(compilers) = std::fs::read_dir(cache.join("wasmtime/modules")) else {
+        return entries;
+    };
+    for compiler in compilers {
+        for file in std::fs::read_dir(compiler.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if !path.file_name().unwrap().to_string_lossy().contains('.') {
+                entries.push(path);
+            }
+        }
+    }
+    entries.sort();
+    entries
+}
+
+#[test]
+fn only_what_the_runtime_wrote_is_loaded_from_the_compile_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().to_str().unwrap().to_string();
+    let cache = tmp.path().join("wasm-lambda");
+    let store = store_with_echo();
+    let env = [("TMPDIR", tmp_path.as_str())];
+
+    // An environment compiles echo; restarted, it loads what it wrote.
+    let lambda = Lambda::start(store.path(), &env);
+    healthy(&lambda);
+    lambda.wait_for_log("artifact=\"compiled\"", Duration::from_secs(30));
+    drop(lambda);
+    let written = cache_entries(&cache);
+    assert!(!written.is_empty());
+    let lambda = Lambda::start(store.path(), &env);
+    healthy(&lambda);
+    lambda.wait_for_log("artifact=\"loaded\"", Duration::from_secs(30));
+    drop(lambda);
+
+    // Every entry rewritten, and one planted: none is loaded, each is compiled afresh.
+    for entry in &written {
+        let mut bytes = std::fs::read(entry).unwrap();
+        bytes.reverse();
+        std::fs::write(entry, bytes).unwrap();
+    }
+    let planted = written[0].with_file_name("planted");
+    std::fs::write(&planted, b"native code, supposedly").unwrap();
+    let lambda = Lambda::start(store.path(), &env);
+    healthy(&lambda);
+    lambda.wait_for_log("artifact=\"compiled\"", Duration::from_secs(30));
+    assert!(
+        lambda
+            .logs()
+            .contains("compile cache entry not written by this runtime"),
+        "{}",
+        lambda.logs()
+    );
+    assert!(!planted.exists(), "the planted entry is removed");
+    healthy(&lambda);
+}
+
+/// Grows a table by `count` elements four times.
+fn table_grower(count: u32) -> String {
+    format!(
+        r#"(module
+  (table $t 1 funcref)
+  (func (export "handle") (result i32)
+    (drop (table.grow $t (ref.null func) (i32.const {count})))
+    (drop (table.grow $t (ref.null func) (i32.const {count})))
+    (drop (table.grow $t (ref.null func) (i32.const {count})))
+    (drop (table.grow $t (ref.null func) (i32.const {count})))
+    (i32.const 0)))"#
+    )
+}
+
+#[test]
+fn tables_count_against_the_memory_limit() {
+    let store = store_with_echo();
+    store.add_wat("tables", &table_grower(33_554_432), "memory_limit: 16MiB\n");
+    store.add_wat(
+        "big-table",
+        r#"(module (table 33554432 funcref) (func (export "handle") (result i32) (i32.const 0)))"#,
+        "memory_limit: 16MiB\n",
+    );
+    let many: String = (0..50)
+        .map(|i| format!("(table $t{i} 100000 funcref)"))
+        .collect();
+    let countless: String = (0..100)
+        .map(|i| format!("(table $t{i} 1 funcref)"))
+        .collect();
+    store.add_wat(
+        "countless-tables",
+        &format!(r#"(module {countless} (func (export "handle") (result i32) (i32.const 0)))"#),
+        "",
+    );
+    store.add_wat(
+        "many-tables",
+        &format!(r#"(module {many} (func (export "handle") (result i32) (i32.const 0)))"#),
+        "memory_limit: 16MiB\n",
+    );
+    // Small tables still grow.
+    store.add_wat("small", &table_grower(1000), "memory_limit: 16MiB\n");
+    let lambda = Lambda::start(store.path(), &[]);
+    healthy(&lambda);
+    let baseline = lambda.bootstrap_rss_kib();
+    for _ in 0..3 {
+        assert_error(
+            &lambda.call("tables", Value::Null),
+            "FunctionTrap",
+            "memory limit of 16 MiB exceeded by tables of",
+        );
+        healthy(&lambda);
+    }
+    for name in ["big-table", "many-tables"] {
+        assert_error(
+            &lambda.call(name, Value::Null),
+            "ModuleInvalid",
+            "table limit",
+        );
+        healthy(&lambda);
+    }
+    assert_error(
+        &lambda.call("countless-tables", Value::Null),
+        "ModuleInvalid",
+        "table count too high",
+    );
+    for _ in 0..3 {
+        assert_eq!(lambda.call("small", Value::Null), json!(""));
+    }
+    let grown = lambda.bootstrap_rss_kib().saturating_sub(baseline);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+}
+
+#[test]
+fn an_instance_that_cannot_be_made_marks_its_function_broken_and_holds_nothing_up() {
+    let store = store_with_echo();
+    let looping_start = r#"(module
+  (func $loop (loop $l (br $l)))
+  (start $loop)
+  (func (export "handle") (result i32) (i32.const 0)))"#;
+    store.add_wat("start-loop", looping_start, "timeout: 5s\n");
+    store.add_wat(
+        "init-loop",
+        r#"(module
+  (func (export "_initialize") (loop $l (br $l)))
+  (func (export "handle") (result i32) (i32.const 0)))"#,
+        "timeout: 5s\ninstance: fresh\nwasi: true\n",
+    );
+    store.add_wat(
+        "start-trap",
+        r#"(module
+  (func $trap (unreachable))
+  (start $trap)
+  (func (export "handle") (result i32) (i32.const 0)))"#,
+        "",
+    );
+    let lambda = Lambda::start(store.path(), &[]);
+    healthy(&lambda);
+
+    for name in ["start-loop", "init-loop"] {
+        assert_error(
+            &lambda.call(name, Value::Null),
+            "FunctionTimeout",
+            "limit 5000 ms",
+        );
+        // Nothing prepared in between holds the next invocation up, and the function answers at
+        // once, without trying again.
+        let started = Instant::now();
+        healthy(&lambda);
+        assert_error(
+            &lambda.call(name, Value::Null),
+            "ModuleInvalid",
+            "did not return within 5000 ms",
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "{name}: {:?}\n{}",
+            started.elapsed(),
+            lambda.logs()
+        );
+    }
+    for _ in 0..2 {
+        assert_error(
+            &lambda.call("start-trap", Value::Null),
+            "ModuleInvalid",
+            "cannot be instantiated",
+        );
+    }
+    lambda.wait_for_log(
+        "instances of this function cannot be made",
+        Duration::from_secs(5),
+    );
+    healthy(&lambda);
+}
+
+#[test]
+fn http_answers_never_carry_injected_headers() {
+    let store = store_with_echo();
+    let output = r#"{"status":200,"headers":{"set-cookie":["a=1\r\nX-Injected: yes","b=2"],"x-split":"1\nX-Injected: yes","x-fine":"yes"},"body":"ok"}"#;
+    store.add_wat(
+        "injector",
+        &common::constant_plugin(output),
+        "hooks:\n  - {type: http, method: GET, path: \"/hello/{name}\"}\n",
+    );
+    let lambda = Lambda::start(store.path(), &[]);
+    for fixture in [
+        "apigw-v2-get-hello.json",
+        "apigw-v1-get-hello.json",
+        "alb-get-hello.json",
+        "alb-multivalue-get-hello.json",
+    ] {
+        let answer = lambda.invoke(&event(fixture));
+        let text = answer.to_string();
+        assert!(!text.contains("X-Injected"), "{fixture}: {text}");
+        assert!(text.contains("x-fine"), "{fixture}: {text}");
+    }
+    assert_eq!(
+        lambda.invoke(&event("apigw-v2-get-hello.json"))["cookies"],
+        json!(["b=2"])
+    );
+    lambda.wait_for_log(
+        "response header value dropped: it holds CR, LF",
+        Duration::from_secs(5),
+    );
+    healthy(&lambda);
+}
+
+#[test]
+fn plugin_logs_are_bounded_per_line_and_per_invocation() {
+    let store = store_with_echo();
+    hostile(&store, "logger", "log_flood", "");
+    let lambda = Lambda::start(store.path(), &[]);
+
+    assert_eq!(
+        lambda.call("logger", json!({"lines": 1, "size": 20_000_000})),
+        json!("logged 1 lines of 20000000 bytes")
+    );
+    lambda.wait_for_log("of 20000000 bytes not logged]", Duration::from_secs(10));
+    let longest = lambda
+        .logs()
+        .lines()
+        .map(str::len)
+        .max()
+        .unwrap_or_default();
+    assert!(longest < 300 * 1024, "a log line of {longest} bytes");
+
+    let before = lambda.logs().len();
+    assert_eq!(
+        lambda.call("logger", json!({"lines": 100_000, "size": 1000})),
+        json!("logged 100000 lines of 1000 bytes")
+    );
+    lambda.wait_for_log("its further log lines are dropped", Duration::from_secs(10));
+    let logged = lambda.logs().len() - before;
+    assert!(logged < 3 * 1024 * 1024, "{logged} bytes logged");
+    healthy(&lambda);
+}
+
+/// A module of `count` small functions.
+fn many_functions(count: usize) -> String {
+    let mut wat = String::from("(module\n");
+    for i in 0..count {
+        wat.push_str(&format!(
+            "(func $f{i} (param i32) (result i32) (i32.add (local.get 0) (i32.const {i})))\n"
+        ));
+    }
+    wat.push_str("(func (export \"handle\") (result i32) (i32.const 0)))");
+    wat
+}
+
+#[test]
+fn compiling_counts_against_the_timeout_and_the_cache_weighs_what_it_holds() {
+    let store = store_with_echo();
+    let module = wat::parse_str(many_functions(50_000)).unwrap();
+    store.add_module("wide", &module, "timeout: 100ms\n");
+    store.add_module("wide-patient", &module, "timeout: 60s\n");
+    let lambda = Lambda::start(store.path(), &[("CACHE_MAX_BYTES", "64MiB")]);
+    healthy(&lambda);
+
+    // The compile takes longer than the function's timeout: the call answers at its timeout.
+    assert_error(
+        &lambda.call("wide", Value::Null),
+        "FunctionTimeout",
+        "limit 100 ms",
+    );
+    healthy(&lambda);
+    // Compiled, it holds more than the whole cache may: refused, with what it would hold.
+    assert_error(
+        &lambda.call("wide-patient", Value::Null),
+        "ModuleInvalid",
+        "more than the plugin cache may hold (CACHE_MAX_BYTES",
+    );
+    healthy(&lambda);
+}
+
+#[test]
+fn an_event_that_is_not_json_is_an_invalid_request() {
+    let store = store_with_echo();
+    let lambda = Lambda::start(store.path(), &[]);
+    for body in ["not json", "{\"function\": ", "", "\u{0}"] {
+        assert_error(
+            &lambda.invoke_raw(body),
+            "InvalidRequest",
+            "the event is not JSON",
+        );
+        healthy(&lambda);
+    }
 }

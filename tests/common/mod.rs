@@ -218,7 +218,7 @@ impl Lambda {
             && !lambda.logs().contains("unavailable at init")
         {
             assert!(
-                started.elapsed() < Duration::from_secs(30),
+                started.elapsed() < Duration::from_secs(120),
                 "bootstrap did not start:\n{}",
                 lambda.logs()
             );
@@ -229,6 +229,11 @@ impl Lambda {
 
     /// Invokes the function with `event`; returns the emulator's JSON answer.
     pub fn invoke(&self, event: &Value) -> Value {
+        self.invoke_raw(&event.to_string())
+    }
+
+    /// Invokes the function with `body` as it is, JSON or not; returns the emulator's answer.
+    pub fn invoke_raw(&self, body: &str) -> Value {
         let url = format!(
             "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
             self.port
@@ -236,7 +241,8 @@ impl Lambda {
         let mut response = self
             .agent
             .post(&url)
-            .send_json(event)
+            .header("content-type", "application/json")
+            .send(body)
             .unwrap_or_else(|e| panic!("invoke failed: {e}\nlogs:\n{}", self.logs()));
         response
             .body_mut()
@@ -496,17 +502,39 @@ impl S3Server {
         ]
     }
 
-    /// The server's request log so far (one line per request).
+    /// The server's request log so far (one line per request), including every request answered
+    /// before this call: the server logs a request only after answering it, and its log reaches
+    /// us through a pipe, so a marker request is sent and its line waited for first.
     pub fn requests(&self) -> Vec<String> {
+        const MARK: &str = "/wasm-lambda-test-sync-";
+        static MARKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let Some(process) = &self.process else {
+            return Vec::new();
+        };
+        let mark = format!(
+            "{MARK}{}",
+            MARKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+            use std::io::Write;
+            let _ = write!(
+                stream,
+                "GET {mark} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+            let started = Instant::now();
+            while !process.output.lock().unwrap().contains(&format!("{mark} ")) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the S3 server did not log {mark}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         // Lines of requests answered with other than 200 are coloured.
-        let output = self
-            .process
-            .as_ref()
-            .map(|p| plain(&p.output.lock().unwrap()))
-            .unwrap_or_default();
-        output
+        plain(&process.output.lock().unwrap())
             .lines()
-            .filter(|line| line.contains("HTTP/1.1\""))
+            .filter(|line| line.contains("HTTP/1.1\"") && !line.contains(MARK))
             .map(str::to_string)
             .collect()
     }

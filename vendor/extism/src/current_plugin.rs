@@ -26,9 +26,27 @@ unsafe impl Send for CurrentPlugin {}
 pub(crate) struct MemoryLimiter {
     bytes_left: usize,
     max_bytes: usize,
+    // wasm-lambda: table elements count too (upstream let tables grow without bound), against
+    // the same limit, for every table of the store, for its whole life.
+    table_bytes: usize,
 }
 
+/// wasm-lambda: what wasmtime holds per table element at most (a pointer).
+pub(crate) const TABLE_ELEMENT_BYTES: usize = 8;
+
+/// wasm-lambda: instances, tables and memories a store may hold (wasmtime's default is 10,000
+/// of each); an Extism plugin has two instances (its module and the kernel).
+const STORE_ITEMS: usize = 64;
+
 impl MemoryLimiter {
+    pub(crate) fn new(max_bytes: usize) -> MemoryLimiter {
+        MemoryLimiter {
+            bytes_left: max_bytes,
+            max_bytes,
+            table_bytes: 0,
+        }
+    }
+
     pub(crate) fn reset(&mut self) {
         self.bytes_left = self.max_bytes;
     }
@@ -58,15 +76,39 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> Result<bool> {
         if let Some(max) = maximum {
-            return Ok(desired <= max);
+            if desired > max {
+                return Ok(false);
+            }
         }
-
+        let grown = desired
+            .saturating_sub(current)
+            .saturating_mul(TABLE_ELEMENT_BYTES);
+        let total = self.table_bytes.saturating_add(grown);
+        if total > self.max_bytes {
+            return Err(wasmtime::Error::msg(format!(
+                "table limit: tables of {} elements",
+                total / TABLE_ELEMENT_BYTES
+            )));
+        }
+        self.table_bytes = total;
         Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        STORE_ITEMS
+    }
+
+    fn tables(&self) -> usize {
+        STORE_ITEMS
+    }
+
+    fn memories(&self) -> usize {
+        STORE_ITEMS
     }
 }
 
@@ -383,10 +425,7 @@ impl CurrentPlugin {
 
         let memory_limiter = if let Some(pgs) = available_pages {
             let n = pgs as usize * 65536;
-            Some(MemoryLimiter {
-                max_bytes: n,
-                bytes_left: n,
-            })
+            Some(MemoryLimiter::new(n))
         } else {
             None
         };

@@ -52,6 +52,12 @@ pub struct CompiledPlugin {
 }
 
 impl CompiledPlugin {
+    /// wasm-lambda: the compiled modules (the plugin's own, and Extism's kernel), so the host
+    /// can weigh what they hold in memory.
+    pub fn modules(&self) -> impl Iterator<Item = &Module> {
+        self.modules.values()
+    }
+
     /// Create a new pre-compiled plugin
     pub fn new(builder: PluginBuilder) -> Result<CompiledPlugin, Error> {
         let mut config = builder.config.unwrap_or_default();

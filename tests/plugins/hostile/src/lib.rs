@@ -119,3 +119,129 @@ pub fn log_request(Json(request): Json<Value>) -> FnResult<String> {
         .unwrap_or_default()
         .to_string())
 }
+
+/// The preopened directory whose guest path is `name`.
+fn preopen(name: &str) -> Option<wasi::Fd> {
+    for fd in 3..64 {
+        // SAFETY: plain WASI calls on descriptors the plugin owns; buffers are sized by the host.
+        let Ok(wasi::Prestat { u, .. }) = (unsafe { wasi::fd_prestat_get(fd) }) else {
+            continue;
+        };
+        let mut path = vec![0u8; unsafe { u.dir.pr_name_len }];
+        if unsafe { wasi::fd_prestat_dir_name(fd, path.as_mut_ptr(), path.len()) }.is_ok()
+            && path == name.as_bytes()
+        {
+            return Some(fd);
+        }
+    }
+    None
+}
+
+const READ: wasi::Rights = wasi::RIGHTS_FD_READ;
+/// Every right WASI preview 1 defines.
+const ALL: wasi::Rights = (1 << 29) - 1;
+
+/// One raw WASI operation on `{"dir": <guest dir>, "op", "path"}`, each a way to change a file
+/// or directory: `{"ok": true}` if WASI let it happen, else `{"ok": false, "errno"}`.
+#[plugin_fn]
+pub fn fs_attack(Json(request): Json<Value>) -> FnResult<Json<Value>> {
+    let dir = request["dir"].as_str().unwrap_or("/ro");
+    let path = request["path"].as_str().unwrap_or("precious.txt");
+    let Some(root) = preopen(dir) else {
+        return Ok(Json(json!({"ok": false, "errno": "no such preopen"})));
+    };
+    let open = |oflags: wasi::Oflags, rights: wasi::Rights, fdflags: wasi::Fdflags| unsafe {
+        wasi::path_open(root, 0, path, oflags, rights, rights, fdflags)
+    };
+    let data = b"overwritten";
+    let write = |fd: wasi::Fd| unsafe {
+        wasi::fd_write(
+            fd,
+            &[wasi::Ciovec {
+                buf: data.as_ptr(),
+                buf_len: data.len(),
+            }],
+        )
+        .map(|_| ())
+    };
+    // SAFETY: as above.
+    let result: Result<(), wasi::Errno> = unsafe {
+        match request["op"].as_str().unwrap_or_default() {
+            "create" => open(wasi::OFLAGS_CREAT, READ, 0).map(|_| ()),
+            "create_truncate" => open(wasi::OFLAGS_CREAT | wasi::OFLAGS_TRUNC, READ, 0).map(|_| ()),
+            "truncate" => open(wasi::OFLAGS_TRUNC, READ, 0).map(|_| ()),
+            "create_exclusive" => open(wasi::OFLAGS_CREAT | wasi::OFLAGS_EXCL, READ, 0).map(|_| ()),
+            "open_write" => open(0, ALL, 0).and_then(write),
+            "open_append" => open(0, ALL, wasi::FDFLAGS_APPEND).and_then(write),
+            "write_read_only" => open(0, READ, 0).and_then(write),
+            "set_size" => open(0, ALL, 0).and_then(|fd| wasi::fd_filestat_set_size(fd, 0)),
+            "allocate" => open(0, ALL, 0).and_then(|fd| wasi::fd_allocate(fd, 0, 1 << 20)),
+            "set_times" => open(0, ALL, 0)
+                .and_then(|fd| wasi::fd_filestat_set_times(fd, 1, 1, wasi::FSTFLAGS_MTIM)),
+            "set_flags" => open(0, READ, 0).and_then(|fd| {
+                wasi::fd_fdstat_set_flags(fd, wasi::FDFLAGS_APPEND).and_then(|()| write(fd))
+            }),
+            "path_set_times" => {
+                wasi::path_filestat_set_times(root, 0, path, 1, 1, wasi::FSTFLAGS_MTIM)
+            }
+            "mkdir" => wasi::path_create_directory(root, path),
+            "rmdir" => wasi::path_remove_directory(root, path),
+            "unlink" => wasi::path_unlink_file(root, path),
+            "rename" => wasi::path_rename(root, path, root, "renamed.txt"),
+            "symlink" => wasi::path_symlink(path, root, "link.txt"),
+            "link" => wasi::path_link(root, 0, path, root, "hardlink.txt"),
+            // From another grant (writable) into this one.
+            "rename_into" | "link_into" => {
+                let from = request["from"].as_str().unwrap_or("/rw");
+                match preopen(from) {
+                    None => Err(wasi::ERRNO_BADF),
+                    Some(from) if request["op"] == "rename_into" => {
+                        wasi::path_rename(from, "src.txt", root, path)
+                    }
+                    Some(from) => wasi::path_link(from, 0, "src.txt", root, path),
+                }
+            }
+            // A directory opened inside the grant carries the grant's limits.
+            "create_in_subdir" => {
+                wasi::path_open(root, 0, path, wasi::OFLAGS_DIRECTORY, ALL, ALL, 0).and_then(
+                    |sub| {
+                        wasi::path_open(sub, 0, "new.txt", wasi::OFLAGS_CREAT, ALL, ALL, 0)
+                            .and_then(write)
+                    },
+                )
+            }
+            "read" => open(0, READ, 0).and_then(|fd| {
+                let mut buf = [0u8; 64];
+                wasi::fd_read(
+                    fd,
+                    &[wasi::Iovec {
+                        buf: buf.as_mut_ptr(),
+                        buf_len: buf.len(),
+                    }],
+                )
+                .map(|_| ())
+            }),
+            other => {
+                return Ok(Json(
+                    json!({"ok": false, "errno": format!("unknown op {other}")}),
+                ));
+            }
+        }
+    };
+    Ok(Json(match result {
+        Ok(()) => json!({"ok": true}),
+        Err(errno) => json!({"ok": false, "errno": errno.name()}),
+    }))
+}
+
+/// Logs `{"lines": N, "size": S}`: N lines of S bytes each.
+#[plugin_fn]
+pub fn log_flood(Json(request): Json<Value>) -> FnResult<String> {
+    let lines = request["lines"].as_u64().unwrap_or(1);
+    let size = request["size"].as_u64().unwrap_or(1) as usize;
+    let line = "y".repeat(size);
+    for _ in 0..lines {
+        info!("{line}");
+    }
+    Ok(format!("logged {lines} lines of {size} bytes"))
+}
