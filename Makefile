@@ -13,12 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 all: build functions
 
-# Extism's kernel, which the vendored Extism (vendor/extism) embeds: taken from the published crate.
-KERNEL := vendor/extism/src/extism-runtime.wasm
-$(KERNEL): vendor/extism/fetch-kernel.py
-	python3 vendor/extism/fetch-kernel.py
-
-build: $(KERNEL)
+build:
 	cargo build --bins
 
 # Python tools, pinned to a major version, in a virtualenv inside the project (reinstalled when
@@ -52,7 +47,7 @@ plugins: tools
 # `wasm-lambda build --watch` rebuilds each function whose sources change: the next request runs
 # the new module, nothing restarts (.cargolambdaignore keeps functions/ out of cargo-lambda's watch).
 #   curl http://localhost:9000/lambda-url/bootstrap/hello/world
-run: functions $(KERNEL)
+run: functions
 	cargo build --bin wasm-lambda
 	@trap 'kill 0' INT TERM EXIT; \
 	target/debug/wasm-lambda build --watch functions & \
@@ -64,7 +59,7 @@ template: tools
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
 
 # What `sam build` makes for Lambda: the arm64 bootstrap (release build, cross-compiled with zig).
-sam-build: tools $(KERNEL)
+sam-build: tools
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam build --beta-features
 	@python3 -c "import sys; h = open(sys.argv[1], 'rb').read(20); \
 		ok = h[:4] == b'\x7fELF' and int.from_bytes(h[18:20], 'little') == 183; \
@@ -72,17 +67,21 @@ sam-build: tools $(KERNEL)
 		sys.exit(0 if ok else 1)" \
 		.aws-sam/build/Bootstrap/bootstrap
 
-test: functions plugins template $(KERNEL)
+test: functions plugins template
 	cargo test --all-targets
 	cargo test --doc
 
 # Side-by-side measurements against a native Rust Lambda, cold paths, init and memory, in one run
 # of release builds; writes BENCHMARKS.md.
-bench: functions $(KERNEL)
+bench: functions
 	cargo build --release --example native_hello
 	cargo bench --bench harness
 
-lint: $(KERNEL)
+# Besides format and clippy: the vendored Extism is the published crate plus vendor/patches/,
+# and the resolved wasmtime is a release line with security support (README: Security).
+lint:
+	python3 vendor/patches/vendor.py check
+	python3 vendor/patches/wasmtime_support.py
 	cargo fmt --check
 	@for dir in functions/*/ tests/plugins/*/; do (cd $$dir && cargo fmt --check) || exit 1; done
 	cargo clippy --all-targets -- -D warnings

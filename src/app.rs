@@ -410,7 +410,10 @@ impl Adapter {
     ) -> HttpResponse {
         let snapshot = match self.snapshot(&request.path, invocation.budget).await {
             Ok(snapshot) => snapshot,
-            Err(error) => return HttpResponse::from_error(&error),
+            Err(error) => {
+                warn!(error_type = error.error_type(), %error, "function store unavailable");
+                return HttpResponse::from_error(&error, &invocation.context.request_id);
+            }
         };
         let (route, params) = match snapshot.routes.match_http(&request.method, &request.path) {
             HttpMatch::Found { route, params } => (route, params),
@@ -432,7 +435,7 @@ impl Adapter {
         .await
         .unwrap_or_else(|error| {
             warn!(error_type = error.error_type(), %error, "function failed");
-            HttpResponse::from_error(&error)
+            HttpResponse::from_error(&error, &invocation.context.request_id)
         })
     }
 

@@ -238,6 +238,7 @@ impl Artifacts {
     /// ends with [`Compiling::finish`], which records what it wrote.
     pub fn before_compile(self: &Arc<Self>) -> Compiling {
         let mut ledger = self.ledger();
+        self.remove_irregular();
         let listing = self.listing();
         let mut kept = BTreeMap::new();
         for (path, stat) in listing.0 {
@@ -294,6 +295,39 @@ impl Artifacts {
     fn mark(&self, key: &ArtifactKey) -> PathBuf {
         self.local
             .join(format!("{}-{}.compiled", key.module, key.engine))
+    }
+
+    /// Removes what under `modules/` is neither a directory of entries nor an entry file (a
+    /// symbolic link, above all: wasmtime would follow it, and the ledger never sees through it).
+    fn remove_irregular(&self) {
+        let Ok(compilers) = std::fs::read_dir(self.dir.join("modules")) else {
+            return;
+        };
+        for compiler in compilers.filter_map(Result::ok) {
+            let Ok(kind) = compiler.file_type() else {
+                continue;
+            };
+            if !kind.is_dir() {
+                warn!(path = %compiler.path().display(), "not a directory of compile cache entries: removed");
+                let _ = std::fs::remove_file(compiler.path());
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(compiler.path()) else {
+                continue;
+            };
+            for file in files.filter_map(Result::ok) {
+                let Ok(kind) = file.file_type() else { continue };
+                if kind.is_file() {
+                    continue;
+                }
+                warn!(path = %file.path().display(), "not a compile cache entry file: removed");
+                let _ = if kind.is_dir() {
+                    std::fs::remove_dir_all(file.path())
+                } else {
+                    std::fs::remove_file(file.path())
+                };
+            }
+        }
     }
 
     /// The cache's entries: `modules/<compiler>/<hash>` files (not wasmtime's `.stats` and

@@ -305,12 +305,14 @@ impl EgressPolicy {
             .and_then(|authority| authority.to_socket_addrs().ok())
             .map(Iterator::collect)
             .unwrap_or_default();
-        // The port even when the host does not resolve here.
+        // The port even when the host does not resolve here; HTTP's when none is written.
         let runtime_port = runtime_api.first().map(SocketAddr::port).or_else(|| {
-            authority
-                .as_deref()
-                .and_then(|authority| authority.rsplit_once(':'))
-                .and_then(|(_, port)| port.parse().ok())
+            authority.as_deref().map(|authority| {
+                authority
+                    .rsplit_once(':')
+                    .and_then(|(_, port)| port.parse().ok())
+                    .unwrap_or(80)
+            })
         });
         let checks = Arc::new(AddressChecks {
             allow_private,

@@ -81,6 +81,23 @@ impl Error {
         }
     }
 
+    /// What a public HTTP caller is told: the kind of failure, nothing of the function's
+    /// internals (store, bucket, keys, endpoints, module paths, the function's own messages).
+    /// The full error goes to the log, under the invocation's request id.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Error::FunctionNotFound { .. } | Error::NotHooked { .. } => "no such function",
+            Error::ManifestInvalid { .. } | Error::ModuleInvalid { .. } => {
+                "the function is unavailable"
+            }
+            Error::FunctionError { .. } | Error::FunctionTrap { .. } => "the function failed",
+            Error::FunctionTimeout { .. } => "the function timed out",
+            Error::StoreUnavailable { .. } => "the function is unavailable; try again later",
+            Error::UnsupportedEvent(_) | Error::InvalidRequest(_) => "the request is invalid",
+            Error::RecordsFailed { .. } => "the function failed",
+        }
+    }
+
     /// The HTTP status an HTTP trigger answers with when its function fails this way.
     pub fn http_status(&self) -> u16 {
         match self {

@@ -33,6 +33,10 @@ pub const MAX_LOG_LINE: usize = 256 * 1024;
 /// How much one invocation of a function may log; past it, lines are dropped.
 pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 
+/// What a log line costs beyond its message (its level, time, function and request id), counted
+/// against `MAX_LOG_BYTES` so that many tiny lines are bounded too.
+const LOG_LINE_OVERHEAD: usize = 128;
+
 /// What the host functions of one engine know about the call running on it.
 #[derive(Debug)]
 pub struct CallState {
@@ -257,9 +261,14 @@ fn log(
         return Ok(());
     }
     // Only what is kept is copied out of the plugin's memory.
-    let kept = length.min(MAX_LOG_LINE).min(MAX_LOG_BYTES - state.logged);
+    let kept = length
+        .min(MAX_LOG_LINE)
+        .min(MAX_LOG_BYTES.saturating_sub(state.logged));
     let bytes = &plugin.memory_bytes(handle)?[..kept];
-    let mut message = String::from_utf8_lossy(bytes).into_owned();
+    // A line break in a message would forge a log line of its own in the text format.
+    let mut message = String::from_utf8_lossy(bytes)
+        .replace('\r', "\\r")
+        .replace('\n', "\\n");
     plugin.memory_free(handle)?;
     if kept < length {
         message.push_str(&format!(
@@ -267,7 +276,7 @@ fn log(
             length - kept
         ));
     }
-    state.logged += kept;
+    state.logged += kept + LOG_LINE_OVERHEAD;
     let (function, request_id) = (&state.function, &state.request_id);
     match level {
         Level::ERROR => tracing::error!(%function, %request_id, "{message}"),

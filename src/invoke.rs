@@ -12,7 +12,7 @@
 //! never interrupts another.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,10 @@ const PREPARE_LIMIT: Duration = Duration::from_secs(5);
 /// How long a function whose instances cannot be made (a start function or `_initialize` that
 /// traps or does not return) answers with that error before one call tries again.
 const BROKEN_RETRY: Duration = Duration::from_secs(30);
+
+/// How long an instantiation must have run, when its call's deadline stopped it, for its
+/// function to be marked broken: less may be the deadline's doing (a cold compile took the rest).
+const BROKEN_AFTER: Duration = Duration::from_secs(1);
 
 /// How much earlier than the call its outbound HTTP requests must end, at most.
 const EGRESS_MARGIN: Duration = Duration::from_millis(100);
@@ -116,9 +120,12 @@ impl CompileOptions {
     /// default would be under `$HOME`). Falls back to no disk cache if `dir` is not writable.
     pub fn with_cache_dir(dir: &Path, egress: EgressPolicy) -> CompileOptions {
         let config = dir.join("wasmtime-cache.toml");
+        // wasmtime's cache worker would rewrite an entry after many loads (recompressing it),
+        // which the compile cache's ledger would take for tampering.
         let contents = format!(
-            "[cache]\ndirectory = {:?}\n",
-            dir.join("wasmtime").display().to_string()
+            "[cache]\ndirectory = {:?}\noptimized-compression-usage-counter-threshold = \"{}\"\n",
+            dir.join("wasmtime").display().to_string(),
+            u32::MAX
         );
         match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&config, contents)) {
             Ok(()) => CompileOptions {
@@ -183,6 +190,9 @@ pub struct CompiledFunction {
     /// Why its instances cannot be made, and since when: calls fail at once with it until
     /// `BROKEN_RETRY` has passed, rather than each trying again.
     broken: Mutex<Option<(Instant, Error)>>,
+    /// Set when making an instance ahead outlasted its limit: its calls then make their own,
+    /// within their own deadlines, and nothing is made between invocations.
+    slow_start: AtomicBool,
     /// Estimated bytes held, for the cache's weigher.
     pub weight: u32,
     /// How long fetching and compiling it took.
@@ -199,7 +209,7 @@ impl CompiledFunction {
     ) -> Result<CompiledFunction, Error> {
         let started = Instant::now();
         let (compiled, host) = build(&manifest, &module, &options)?;
-        let plugin = instantiate(&manifest, &compiled)?;
+        let plugin = instantiate(&manifest, &compiled, options.cache_root.as_deref())?;
         let entrypoints = std::iter::once(manifest.entrypoint.as_str())
             .chain(manifest.hooks.iter().filter_map(|hook| hook.entrypoint()));
         for entrypoint in entrypoints {
@@ -234,6 +244,7 @@ impl CompiledFunction {
             preparing: AtomicUsize::new(0),
             returned: Notify::new(),
             broken: Mutex::new(None),
+            slow_start: AtomicBool::new(false),
             loaded: Loaded::default(),
             weight,
         })
@@ -270,7 +281,11 @@ impl CompiledFunction {
         let (mut plugin, made) = match engine.ready.take() {
             Some(Ready::Instantiated(plugin)) => (plugin, Some(waited)),
             Some(Ready::Created(plugin)) => (plugin, None),
-            None => match instantiate(&self.manifest, &engine.compiled) {
+            None => match instantiate(
+                &self.manifest,
+                &engine.compiled,
+                self.options.cache_root.as_deref(),
+            ) {
                 Ok(plugin) => (plugin, None),
                 Err(error) => {
                     self.checkin(engine);
@@ -278,7 +293,9 @@ impl CompiledFunction {
                 }
             },
         };
-        if self.options.inline_calls {
+        // WASI's host functions (wasmtime-wasi's synchronous API) block on the tokio runtime,
+        // which they cannot do from its own thread: a WASI function's calls go to the pool.
+        if self.options.inline_calls && !self.manifest.wasi {
             // Sequential invocations: this thread has nothing else to do meanwhile, so the call
             // runs here, stopped by the watchdog thread; no hand-off on the critical path.
             let watch = crate::watchdog::watch(started + timeout, plugin.cancel_handle());
@@ -351,8 +368,7 @@ impl CompiledFunction {
     /// How long the next instance may take to make after a call that took `timeout`: no more
     /// than the call had, nor `PREPARE_LIMIT`; none when this call could not make its own.
     fn prepares_ahead(&self, ran: &Ran, timeout: Duration) -> Option<Duration> {
-        ran.result
-            .is_ok()
+        (ran.result.is_ok() && !self.slow_start.load(Ordering::Relaxed))
             .then(|| timeout.clamp(Duration::from_millis(1), PREPARE_LIMIT))
     }
 
@@ -388,9 +404,20 @@ impl CompiledFunction {
         } else {
             // The used instance goes first: its memory is unmapped before the next one's is mapped.
             drop(plugin);
-            match ahead.map(|limit| prepare(&self.manifest, &engine.compiled, limit)) {
+            let root = self.options.cache_root.as_deref();
+            match ahead.map(|limit| prepare(&self.manifest, &engine.compiled, root, limit)) {
                 Some(Ok(plugin)) => Some(Ready::Instantiated(plugin)),
-                Some(Err(error)) => {
+                Some(Err(Prepared::TooSlow(limit))) => {
+                    warn!(
+                        function = %self.name(),
+                        limit_ms = limit.as_millis(),
+                        "making an instance ahead took longer than the call before it had; \
+                         its calls make their own from now on"
+                    );
+                    self.slow_start.store(true, Ordering::Relaxed);
+                    None
+                }
+                Some(Err(Prepared::Failed(error))) => {
                     self.mark_broken(error);
                     None
                 }
@@ -412,6 +439,11 @@ impl CompiledFunction {
             Ok(result) => result,
             Err(error) => {
                 let (error, broken) = if interrupted {
+                    // Stopped by the deadline: broken only if it ran long, not if a cold load
+                    // left it little time.
+                    if ran.instantiate < BROKEN_AFTER {
+                        return Err(self.timeout_error(started, timeout));
+                    }
                     let reason = format!(
                         "cannot be instantiated: its start function or `_initialize` did not \
                          return within {} ms",
@@ -499,7 +531,7 @@ impl CompiledFunction {
         }
         Error::FunctionError {
             function,
-            reason: error.to_string(),
+            reason: bounded(error.to_string()),
         }
     }
 
@@ -533,7 +565,17 @@ impl CompiledFunction {
         let this = Arc::clone(self);
         let replica = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let (compiled, host) = build(&this.manifest, &this.module, &this.options)?;
+            // A replica's build loads from the compile cache: only what the runtime wrote.
+            let compiling = this
+                .options
+                .artifacts
+                .as_ref()
+                .map(Artifacts::before_compile);
+            let built = build(&this.manifest, &this.module, &this.options);
+            if let Some(compiling) = compiling {
+                compiling.finish();
+            }
+            let (compiled, host) = built?;
             info!(
                 function = %this.name(),
                 replica_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -619,6 +661,23 @@ fn weigh(compiled: &CompiledPlugin, manifest: &Manifest) -> u64 {
         .sum()
 }
 
+/// The longest error message of a function's own that an answer and the log carry.
+const MAX_ERROR_MESSAGE: usize = 4096;
+
+/// `message`, cut at `MAX_ERROR_MESSAGE` bytes (on a character boundary), saying so.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_ERROR_MESSAGE {
+        let cut = (0..=MAX_ERROR_MESSAGE)
+            .rev()
+            .find(|&i| message.is_char_boundary(i))
+            .unwrap_or(0);
+        let length = message.len();
+        message.truncate(cut);
+        message.push_str(&format!(" [cut: {} of {length} bytes]", length - cut));
+    }
+    message
+}
+
 /// Multi-line compiler diagnostics joined into one line for `errorMessage`.
 fn one_line(text: &str) -> String {
     text.lines()
@@ -653,9 +712,7 @@ fn build(
             reason: "is not a WebAssembly module (no `\\0asm` header)".to_string(),
         });
     }
-    if let Some(root) = &options.cache_root {
-        check_grants(manifest, root)?;
-    }
+    check_grants(manifest, options.cache_root.as_deref())?;
     let pages = manifest.memory_limit.div_ceil(WASM_PAGE) as u32;
     let mut plugin_manifest = extism::Manifest::new([extism::Wasm::data(module.to_vec())])
         .with_memory_max(pages)
@@ -703,48 +760,88 @@ struct Ran {
     instantiate: Duration,
 }
 
-/// Refuses a directory grant that holds the runtime's caches (`root`) or lies inside them: a
-/// function that could write there could plant native code for every function. Both paths are
-/// compared as the file system resolves them, so no symlink or `..` spelling gets around it.
-/// A granted directory inside the temporary directory (on Lambda, `/tmp`, empty at start) is
-/// made if it does not exist yet.
-fn check_grants(manifest: &Manifest, root: &Path) -> Result<(), Error> {
+/// Host directories no grant may hold or lie in: the kernel's views of this process (its
+/// environment, with the role's credentials, and its memory) and of the machine.
+const SYSTEM_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// Checks the directory grants of `manifest` (`root`: the runtime's caches), when its plugin is
+/// built and again right before each of its instances opens them. A grant is refused when it
+/// holds or lies in the caches (a function that could write there could plant native code for
+/// every function) or in `SYSTEM_DIRS`, when it goes through a symbolic link (what it names
+/// could change between this check and the open; grant the directory the link points to), and
+/// when it lies in another grant of the same function (which could swap it for a link). Paths
+/// are compared as the file system resolves them, so no `..` or trailing-slash spelling gets
+/// around it. A granted directory inside the temporary directory (on Lambda, `/tmp`, empty at
+/// start) is made if it does not exist yet, once it has passed.
+fn check_grants(manifest: &Manifest, root: Option<&Path>) -> Result<(), Error> {
+    let refuse = |dir: &str, why: String| Error::ManifestInvalid {
+        function: manifest.name.clone(),
+        reason: format!("allowed_paths: `{dir}` {why}"),
+    };
+    let mut granted: Vec<(&str, PathBuf)> = Vec::new();
     for host in manifest.allowed_paths.keys() {
         let dir = host.strip_prefix("ro:").unwrap_or(host);
-        if let Some(tmp) = root.parent()
-            && !Path::new(dir).exists()
-            && Path::new(dir).starts_with(tmp)
-            && !Path::new(dir)
-                .components()
-                .any(|c| c == std::path::Component::ParentDir)
+        // A relative grant is relative to the bootstrap's working directory.
+        let lexical = lexical(&std::env::current_dir().unwrap_or_default().join(dir));
+        let resolved = resolve(&lexical);
+        if let Some(root) =
+            root.filter(|root| root.starts_with(&resolved) || resolved.starts_with(root))
         {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let resolved = resolve(Path::new(dir));
-        if root.starts_with(&resolved) || resolved.starts_with(root) {
-            return Err(Error::ManifestInvalid {
-                function: manifest.name.clone(),
-                reason: format!(
-                    "allowed_paths: `{dir}` would reach the runtime's compile cache ({}); grant \
-                     a directory beside it, such as {}",
+            return Err(refuse(
+                dir,
+                format!(
+                    "would reach the runtime's compile cache ({}); grant a directory beside it, \
+                     such as {}",
                     root.display(),
                     root.parent()
                         .unwrap_or(root)
                         .join(format!("{}-scratch", manifest.name))
                         .display()
                 ),
-            });
+            ));
+        }
+        if let Some(system) = SYSTEM_DIRS.iter().find(|system| {
+            resolved.starts_with(system) || Path::new("/").join(system).starts_with(&resolved)
+        }) {
+            return Err(refuse(
+                dir,
+                format!("would reach {system}, which no function may"),
+            ));
+        }
+        if resolved != lexical {
+            return Err(refuse(
+                dir,
+                format!(
+                    "goes through a symbolic link (it resolves to {}); grant that directory",
+                    resolved.display()
+                ),
+            ));
+        }
+        granted.push((dir, resolved));
+    }
+    for (dir, path) in &granted {
+        if let Some((outer, _)) = granted
+            .iter()
+            .find(|(other, outer)| other != dir && path.starts_with(outer))
+        {
+            return Err(refuse(
+                dir,
+                format!("lies inside the function's grant `{outer}`"),
+            ));
+        }
+    }
+    if let Some(tmp) = root.and_then(Path::parent) {
+        for (_, path) in granted {
+            if path.starts_with(tmp) && !path.exists() {
+                let _ = std::fs::create_dir_all(&path);
+            }
         }
     }
     Ok(())
 }
 
-/// `path` as the file system resolves it (symlinks followed); where it does not exist, its `.`
-/// and `..` resolved by their names, then its longest existing ancestor resolved.
-fn resolve(path: &Path) -> PathBuf {
-    if let Ok(resolved) = path.canonicalize() {
-        return resolved;
-    }
+/// `path` with its `.` and `..` resolved by their names.
+fn lexical(path: &Path) -> PathBuf {
     let mut lexical = PathBuf::new();
     for component in path.components() {
         match component {
@@ -755,19 +852,29 @@ fn resolve(path: &Path) -> PathBuf {
             other => lexical.push(other),
         }
     }
-    let mut existing = lexical.as_path();
+    lexical
+}
+
+/// `path` as the file system resolves it (symlinks followed); where it does not exist, its
+/// longest existing ancestor resolved and the rest appended.
+fn resolve(path: &Path) -> PathBuf {
+    let mut existing = path;
     let mut rest = Vec::new();
-    while let Some(parent) = existing.parent() {
+    loop {
         if let Ok(resolved) = existing.canonicalize() {
             return rest
                 .iter()
                 .rev()
                 .fold(resolved, |path, name| path.join(name));
         }
-        rest.extend(existing.file_name());
-        existing = parent;
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
     }
-    lexical
 }
 
 /// Calls `entrypoint`, after making the instance when none was made ahead (`made` is how long
@@ -818,42 +925,62 @@ fn initialise(plugin: &mut Plugin) -> Result<(), extism::Error> {
     }
 }
 
+/// Why an instance could not be made ahead.
+enum Prepared {
+    /// Its initialisation ran past the limit (it may only be slow).
+    TooSlow(Duration),
+    /// It trapped, or could not be created.
+    Failed(Error),
+}
+
 /// An instance made ahead of its call, its initialisation stopped after `limit`.
 fn prepare(
     manifest: &Manifest,
     compiled: &CompiledPlugin,
+    cache_root: Option<&Path>,
     limit: Duration,
-) -> Result<Plugin, Error> {
-    let mut plugin = instantiate(manifest, compiled)?;
+) -> Result<Plugin, Prepared> {
+    let mut plugin = instantiate(manifest, compiled, cache_root).map_err(Prepared::Failed)?;
     let watch = crate::watchdog::watch(Instant::now() + limit, plugin.cancel_handle());
     let result = initialise(&mut plugin);
     let interrupted = watch.interrupted();
     drop(watch);
     match result {
         Ok(()) => Ok(plugin),
-        Err(_) if interrupted => Err(Error::ModuleInvalid {
-            function: manifest.name.clone(),
-            reason: format!(
-                "cannot be instantiated: its start function or `_initialize` did not return \
-                 within {} ms",
-                limit.as_millis()
-            ),
-        }),
-        Err(error) => Err(instantiate_error(manifest, &error)),
+        Err(_) if interrupted => Err(Prepared::TooSlow(limit)),
+        Err(error) => Err(Prepared::Failed(instantiate_error(manifest, &error))),
     }
 }
 
 /// The error of a module whose instantiation failed with `error`.
 fn instantiate_error(manifest: &Manifest, error: &extism::Error) -> Error {
+    let root = one_line(&error.root_cause().to_string());
+    let reason = match manifest.fuel {
+        // wasmtime meters instantiation too; Extism gives it a budget of its own, `fuel` again,
+        // before the call gets its whole `fuel`.
+        Some(fuel) if root.contains("out of fuel") || root.contains("all fuel consumed") => {
+            format!(
+                "cannot be instantiated: its start function or `_initialize` ran out of fuel ({fuel} \
+             instructions, a budget of its own beside the call's)"
+            )
+        }
+        _ => format!("cannot be instantiated: {root}"),
+    };
     Error::ModuleInvalid {
         function: manifest.name.clone(),
-        reason: format!(
-            "cannot be instantiated: {}",
-            one_line(&error.root_cause().to_string())
-        ),
+        reason,
     }
 }
 
-fn instantiate(manifest: &Manifest, compiled: &CompiledPlugin) -> Result<Plugin, Error> {
+/// A new instance (Extism `Plugin`, its module not instantiated yet); it opens the function's
+/// directory grants, so they are checked again first (`cache_root`: the runtime's caches).
+fn instantiate(
+    manifest: &Manifest,
+    compiled: &CompiledPlugin,
+    cache_root: Option<&Path>,
+) -> Result<Plugin, Error> {
+    if !manifest.allowed_paths.is_empty() {
+        check_grants(manifest, cache_root)?;
+    }
     Plugin::new_from_compiled(compiled).map_err(|error| instantiate_error(manifest, &error))
 }

@@ -49,9 +49,20 @@ impl HttpResponse {
         )
     }
 
-    /// The answer for a failed function call.
-    pub fn from_error(error: &Error) -> HttpResponse {
-        HttpResponse::error(error.http_status(), error.error_type(), &error.to_string())
+    /// The answer for a failed function call, to a public HTTP caller: a stable `errorType`,
+    /// a short message with no internals, and the request id under which the log has the whole
+    /// error.
+    pub fn from_error(error: &Error, request_id: &str) -> HttpResponse {
+        HttpResponse::text(
+            error.http_status(),
+            "application/json",
+            json!({
+                "errorType": error.error_type(),
+                "errorMessage": error.public_message(),
+                "requestId": request_id,
+            })
+            .to_string(),
+        )
     }
 
     /// Reads a plugin's output: `{"status", "headers", "body", "is_base64_encoded"}` is an HTTP
@@ -112,7 +123,7 @@ impl HttpResponse {
                 if HeaderName::from_bytes(name.as_bytes()).is_err() {
                     warn!(
                         %function,
-                        header = %name.escape_debug(),
+                        header = %name.chars().take(200).collect::<String>().escape_debug(),
                         "response header dropped: its name is not a valid HTTP header name"
                     );
                     continue;
@@ -125,7 +136,7 @@ impl HttpResponse {
                             warn!(
                                 %function,
                                 header = %name,
-                                value = %value.escape_debug(),
+                                value = %value.chars().take(200).collect::<String>().escape_debug(),
                                 "response header value dropped: it holds CR, LF or another \
                                  control character, which could inject headers"
                             );
@@ -344,6 +355,21 @@ mod tests {
         assert_eq!(response.body, "hi");
         let response = HttpResponse::from_output("f", br#"{"a":1}"#).unwrap();
         assert_eq!(response.headers["content-type"], ["application/json"]);
+    }
+
+    #[test]
+    fn an_http_error_answer_carries_no_internals() {
+        let error = Error::StoreUnavailable {
+            function: "hello".to_string(),
+            reason: "dispatch failure: s3://functions/hello/manifest.yaml at 10.0.0.1".to_string(),
+        };
+        let response = HttpResponse::from_error(&error, "req-1");
+        assert_eq!(response.status, 503);
+        let body: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"errorType": "StoreUnavailable", "errorMessage": "the function is unavailable; try again later", "requestId": "req-1"})
+        );
     }
 
     #[test]

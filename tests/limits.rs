@@ -94,16 +94,14 @@ fn an_instantiation_that_never_ends_times_out_and_the_next_call_works() {
     store.add_built("echo", "echo", "");
     let lambda = Lambda::start(store.path(), &[]);
 
-    for function in ["stuck", "stuck-fresh"] {
-        let started = Instant::now();
-        let answer = lambda.call(function, Value::Null);
-        assert_error(&answer, "FunctionTimeout", "limit 300 ms");
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
-        // Its instances cannot be made: the function is marked broken, not retried every call.
-        let answer = lambda.call(function, Value::Null);
-        assert_error(&answer, "ModuleInvalid", "did not return within 300 ms");
-        assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
+    for _ in 0..2 {
+        for function in ["stuck", "stuck-fresh"] {
+            let started = Instant::now();
+            let answer = lambda.call(function, Value::Null);
+            assert_error(&answer, "FunctionTimeout", "limit 300 ms");
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
+        }
     }
 }
 
@@ -243,4 +241,57 @@ fn concurrent_cold_invocations_compile_a_function_once() {
         "something was written to $HOME"
     );
     assert!(tmp.path().join("wasm-lambda/wasmtime").is_dir());
+}
+
+/// A start function that runs `count` loop iterations, and a `handle` that runs as many.
+fn counting(count: u32) -> String {
+    format!(
+        r#"(module
+  (func $count (local $i i32)
+    (loop $again
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const {count})))))
+  (start $count)
+  (func (export "handle") (result i32) (call $count) (i32.const 0)))"#
+    )
+}
+
+#[test]
+fn fuel_bounds_each_call_and_instantiation_apart() {
+    let store = Store::new();
+    // About 4 instructions per iteration: 100,000 iterations need about 400,000.
+    store.add_wat(
+        "enough",
+        &counting(100_000),
+        "fuel: 1000000
+",
+    );
+    store.add_wat(
+        "enough-fresh",
+        &counting(100_000),
+        "fuel: 1000000
+instance: fresh
+",
+    );
+    store.add_wat(
+        "starved",
+        &counting(100_000),
+        "fuel: 10000
+",
+    );
+    store.add_built("echo", "echo", "");
+    let lambda = Lambda::start(store.path(), &[]);
+
+    // Instantiating does not spend the call's budget: each call has its whole `fuel`.
+    for name in ["enough", "enough-fresh"] {
+        for _ in 0..3 {
+            assert_eq!(lambda.call(name, Value::Null), json!(""));
+        }
+    }
+    assert_error(
+        &lambda.call("starved", Value::Null),
+        "ModuleInvalid",
+        "its start function or `_initialize` ran out of fuel (10000 instructions",
+    );
+    assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
 }

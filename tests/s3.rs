@@ -299,6 +299,20 @@ fn a_store_that_never_answers_fails_the_call_before_its_deadline() {
     let (status, _, body) = lambda.url("GET", "/hello/ada", None);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("StoreUnavailable"), "{body}");
+    // A public caller learns the kind of failure and the request id, nothing of the store.
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer["errorMessage"],
+        "the function is unavailable; try again later"
+    );
+    assert_eq!(
+        answer["requestId"].as_str().map(str::len),
+        Some(36),
+        "{body}"
+    );
+    for internal in ["127.0.0.1", BUCKET, "manifest", "dispatch", "hello"] {
+        assert!(!body.contains(internal), "{internal} in {body}");
+    }
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
@@ -618,4 +632,108 @@ fn a_cold_start_reads_the_manifest_index_instead_of_each_manifest() {
     assert_eq!(lambda.url("GET", "/moved", None).2, "\"c05\"");
     assert_eq!(lambda.url("GET", "/c05", None).0, 404);
     assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
+}
+
+/// The engine key of the wasmtime before the upgrade (43). `tests/fixtures/artifacts/` holds a
+/// module (`tiny.wasm`, from `tiny.wat`) and the bundle of compiled artifacts an environment of
+/// that release shared for it.
+const OLD_ENGINE: &str = "13d8d64d0e288896";
+
+#[test]
+fn artifacts_of_an_earlier_wasmtime_are_refused_and_compiled_afresh() {
+    let fixtures = Path::new(common::ROOT).join("tests/fixtures/artifacts");
+    let module = std::fs::read(fixtures.join("tiny.wasm")).unwrap();
+    let old_bundle = std::fs::read(fixtures.join("wasmtime-43-tiny.bundle")).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&module));
+    let new_key = format!(
+        "_compiled/{}",
+        wasm_lambda::artifacts::ArtifactKey::new(&digest, false)
+    );
+    let old_key = format!("_compiled/{OLD_ENGINE}/{digest}");
+    assert_ne!(new_key, old_key, "a new wasmtime is a new engine key");
+
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = Store::new();
+    store.add("tiny", "name: tiny\nruntime: wasm\n", Some(&module));
+    publish(&s3, store.path());
+    // The earlier release's bundle under its own key, and, as if mislabelled, under this one's.
+    s3.put(BUCKET, &old_key, &old_bundle);
+    s3.put(BUCKET, &new_key, &old_bundle);
+
+    let lambda = lambda_on(&s3, &[]);
+    assert_eq!(lambda.call("tiny", json!(1)), json!(""));
+    // Its entries do not fit this engine: compiled afresh, never run.
+    assert_eq!(last_metrics(&lambda, "tiny")["artifact"], "compiled");
+    let requests = s3.requests();
+    assert_eq!(
+        count(&requests, &format!("GET /{BUCKET}/{old_key}")),
+        0,
+        "the earlier engine's key is never asked for: {requests:#?}"
+    );
+    // What it compiled replaces the mislabelled bundle for the fleet.
+    lambda.wait_for_log(
+        "compiled artifacts shared with the fleet",
+        Duration::from_secs(30),
+    );
+    let shared = common::block_on(async {
+        let object = s3
+            .client()
+            .get_object()
+            .bucket(BUCKET)
+            .key(&new_key)
+            .send()
+            .await
+            .unwrap();
+        object.body.collect().await.unwrap().into_bytes().to_vec()
+    });
+    assert_ne!(shared, old_bundle);
+    drop(lambda);
+
+    // A new environment loads what this wasmtime compiled.
+    let lambda = lambda_on(&s3, &[]);
+    assert_eq!(lambda.call("tiny", json!(2)), json!(""));
+    assert_eq!(last_metrics(&lambda, "tiny")["artifact"], "loaded");
+}
+
+#[test]
+fn a_publish_whose_reader_went_away_still_completes() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = local_store("Hello");
+    // `wasm-lambda publish ... | head -1`: stdout is closed before anything is written.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
+        .args([
+            "publish",
+            "--bucket",
+            BUCKET,
+            store.path().to_str().unwrap(),
+        ])
+        .envs(s3.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    // Everything was published: both manifests and the index.
+    let keys: Vec<String> = common::block_on(async {
+        let listed = s3
+            .client()
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_string))
+            .collect()
+    });
+    for key in ["hello/manifest.yaml", "echo/manifest.yaml"] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing: {keys:?}");
+    }
+    assert!(keys.iter().any(|k| k == "_manifests.json"), "{keys:?}");
 }

@@ -629,6 +629,33 @@ fn no_grant_reaches_the_runtimes_compile_cache() {
             &format!("allowed_paths: {{{grant}}}\n"),
         );
     }
+    // The kernel's views of the process (its environment holds the role's credentials), and
+    // grants that could change what they name between the check and the open.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir(elsewhere.path().join("inner")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), link.path().join("elsewhere")).unwrap();
+    let elsewhere_path = elsewhere.path().display().to_string();
+    for (name, grant) in [
+        ("proc", "\"ro:/proc\": /p".to_string()),
+        ("proc-self", "/proc/self: /p".to_string()),
+        ("sys", "\"ro:/sys\": /p".to_string()),
+        ("dev", "/dev: /p".to_string()),
+        (
+            "via-link",
+            format!("{}/elsewhere: /p", link.path().display()),
+        ),
+        (
+            "nested",
+            format!("{elsewhere_path}: /p, {elsewhere_path}/inner: /q"),
+        ),
+    ] {
+        hostile(
+            &store,
+            name,
+            "fs_attack",
+            &format!("allowed_paths: {{{grant}}}\n"),
+        );
+    }
     hostile(
         &store,
         "scratch",
@@ -641,6 +668,20 @@ fn no_grant_reaches_the_runtimes_compile_cache() {
         cache.join("wasmtime").is_dir(),
         "the cache is where grants point"
     );
+    for (name, reason) in [
+        ("proc", "would reach /proc"),
+        ("proc-self", "would reach /proc"),
+        ("sys", "would reach /sys"),
+        ("dev", "would reach /dev"),
+        ("via-link", "goes through a symbolic link"),
+        ("nested", "lies inside the function's grant"),
+    ] {
+        assert_error(
+            &lambda.call(name, json!({"dir": "/p", "op": "read", "path": "x"})),
+            "ManifestInvalid",
+            reason,
+        );
+    }
 
     for name in [
         "whole-tmp",
@@ -976,4 +1017,106 @@ fn an_event_that_is_not_json_is_an_invalid_request() {
         );
         healthy(&lambda);
     }
+}
+
+#[test]
+fn a_grant_swapped_for_a_link_by_another_function_is_refused_at_the_next_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().to_str().unwrap().to_string();
+    std::fs::create_dir_all(tmp.path().join("outer/inner")).unwrap();
+    let store = store_with_echo();
+    // One function may write `outer`; another is granted `outer/inner`.
+    hostile(
+        &store,
+        "swapper",
+        "fs_attack",
+        &format!("allowed_paths: {{{tmp_path}/outer: /o}}\n"),
+    );
+    hostile(
+        &store,
+        "victim",
+        "fs_attack",
+        &format!("allowed_paths: {{{tmp_path}/outer/inner: /i}}\ninstance: fresh\n"),
+    );
+    let lambda = Lambda::start(store.path(), &[("TMPDIR", &tmp_path)]);
+    let victim = || lambda.call("victim", json!({"dir": "/i", "op": "create", "path": "x"}));
+    // The grant works (its directory is empty: nothing to read).
+    assert_eq!(
+        lambda.call("victim", json!({"dir": "/i", "op": "read", "path": "x"})),
+        json!({"ok": false, "errno": "NOENT"})
+    );
+
+    // `inner` becomes a link to the compile cache.
+    assert_eq!(
+        lambda.call(
+            "swapper",
+            json!({"dir": "/o", "op": "replace_with_link", "path": "inner", "target": "../wasm-lambda"})
+        ),
+        json!({"ok": true})
+    );
+    assert!(tmp.path().join("outer/inner").is_symlink());
+    // The instance made before the swap holds the directory it opened then; the next one is
+    // refused when its grants are checked again, and no call ever writes into the cache.
+    let answers: Vec<Value> = (0..3).map(|_| victim()).collect();
+    assert!(
+        answers
+            .iter()
+            .any(|answer| answer["errorType"] == "ManifestInvalid"
+                && answer["errorMessage"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("would reach the runtime's compile cache"))),
+        "{answers:?}"
+    );
+    assert!(!tmp.path().join("wasm-lambda/x").exists());
+    healthy(&lambda);
+}
+
+#[test]
+fn a_functions_own_error_messages_and_log_lines_are_bounded_and_cannot_forge_lines() {
+    let store = store_with_echo();
+    hostile(&store, "failer", "big_error", "");
+    hostile(&store, "logger", "log_flood", "");
+    let lambda = Lambda::start(store.path(), &[]);
+
+    let before = lambda.logs().len();
+    let answer = lambda.call("failer", json!("20000000"));
+    assert_error(&answer, "FunctionError", "[cut: ");
+    let message = answer["errorMessage"].as_str().unwrap();
+    assert!(
+        message.len() < 5000,
+        "an error message of {} bytes",
+        message.len()
+    );
+    healthy(&lambda);
+    let logged = lambda.logs().len() - before;
+    assert!(
+        logged < 64 * 1024,
+        "{logged} bytes logged for one failed call"
+    );
+
+    // Many tiny lines are bounded too.
+    let before = lambda.logs().len();
+    assert_eq!(
+        lambda.call("logger", json!({"lines": 200_000, "size": 1})),
+        json!("logged 200000 lines of 1 bytes")
+    );
+    lambda.wait_for_log("its further log lines are dropped", Duration::from_secs(10));
+    let logged = lambda.logs().len() - before;
+    assert!(logged < 3 * 1024 * 1024, "{logged} bytes logged");
+
+    // A line break in a message never starts a log line of its own.
+    lambda.call(
+        "logger",
+        json!({"lines": 1, "text": "first\n INFO forged line function=echo"}),
+    );
+    lambda.wait_for_log("first\\n INFO forged line", Duration::from_secs(10));
+    assert!(
+        !lambda
+            .logs()
+            .lines()
+            .any(|line| line.starts_with(" INFO forged line")),
+        "{}",
+        lambda.logs()
+    );
+    healthy(&lambda);
 }

@@ -14,6 +14,23 @@ use crate::store::client_from_env;
 /// Uploads concurrently; each function's module still precedes its manifest.
 const PARALLEL_UPLOADS: usize = 16;
 
+/// Writes a line to stdout. A reader that went away (`publish ... | head -1`) never stops a
+/// publish midway: what cannot be printed is dropped, and the publish carries on to the end.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Like `say!`, to stderr.
+macro_rules! warn_user {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Exits 0 when every function was published, 1 when any failed, 2 on bad input.
 pub async fn publish(
     bucket: String,
@@ -28,9 +45,9 @@ pub async fn publish(
         Ok(functions) => functions,
         Err(problems) => {
             for problem in problems {
-                eprintln!("error: {problem}");
+                warn_user!("error: {problem}");
             }
-            eprintln!("nothing was published");
+            warn_user!("nothing was published");
             return ExitCode::from(2);
         }
     };
@@ -72,8 +89,8 @@ pub async fn publish(
                 bar.println(&line);
                 bar.inc(1);
             }
-            None if result.is_ok() => println!("{line}"),
-            None => eprintln!("{line}"),
+            None if result.is_ok() => say!("{line}"),
+            None => warn_user!("{line}"),
         }
     }
     drop(results);
@@ -81,7 +98,7 @@ pub async fn publish(
         bar.finish_and_clear();
     }
     if failed > 0 {
-        eprintln!(
+        warn_user!(
             "{failed} of {} functions failed to publish",
             functions.len()
         );
@@ -91,11 +108,11 @@ pub async fn publish(
         match target.prune(&client).await {
             Ok(deleted) => {
                 for key in deleted {
-                    println!("pruned s3://{}/{key}", target.bucket);
+                    say!("pruned s3://{}/{key}", target.bucket);
                 }
             }
             Err(error) => {
-                eprintln!("error: prune: {error}");
+                warn_user!("error: prune: {error}");
                 return ExitCode::FAILURE;
             }
         }
@@ -103,8 +120,8 @@ pub async fn publish(
     // The functions are published either way; without a current index a cold bootstrap reads
     // each manifest itself.
     match target.write_index(&client).await {
-        Ok(count) => println!("indexed {count} manifests"),
-        Err(error) => eprintln!("warning: manifest index not written: {error}"),
+        Ok(count) => say!("indexed {count} manifests"),
+        Err(error) => warn_user!("warning: manifest index not written: {error}"),
     }
     ExitCode::SUCCESS
 }

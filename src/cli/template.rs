@@ -265,7 +265,7 @@ impl Template {
                  resource so, or map the name in SOURCE_NAMES",
                 self.file,
                 if known.is_empty() {
-                    format!("it has no {kind} event")
+                    format!("it has no {kind} source")
                 } else {
                     format!("its {kind} sources: {}", known.join(", "))
                 }
@@ -387,7 +387,7 @@ mod tests {
         .zip([
             "delivers no sqs source named `emails` to the bootstrap (its sqs sources: jobs)",
             "lets none of this hook's events or keys through",
-            "delivers no sns source named `alerts` to the bootstrap (it has no sns event)",
+            "delivers no sns source named `alerts` to the bootstrap (it has no sns source)",
         ]) {
             let error = template.check(hook).unwrap_err();
             assert!(error.contains(reason), "{error}");

@@ -211,7 +211,7 @@ impl CurrentPlugin {
 
     pub fn memory_bytes_mut(&mut self, handle: MemoryHandle) -> Result<&mut [u8], Error> {
         let (linker, store) = self.linker_and_store();
-        if let Some(mem) = linker.get(&mut *store, EXTISM_ENV_MODULE, "memory") {
+        if let Ok(mem) = linker.get(&mut *store, EXTISM_ENV_MODULE, "memory") {
             let mem = mem.into_memory().unwrap();
             let ptr = unsafe { mem.data_ptr(&*store).add(handle.offset() as usize) };
             if ptr.is_null() {
@@ -225,7 +225,7 @@ impl CurrentPlugin {
 
     pub fn memory_bytes(&mut self, handle: MemoryHandle) -> Result<&[u8], Error> {
         let (linker, store) = self.linker_and_store();
-        if let Some(mem) = linker.get(&mut *store, EXTISM_ENV_MODULE, "memory") {
+        if let Ok(mem) = linker.get(&mut *store, EXTISM_ENV_MODULE, "memory") {
             let mem = mem.into_memory().unwrap();
             let ptr = unsafe { mem.data_ptr(&*store).add(handle.offset() as usize) };
             if ptr.is_null() {
@@ -239,7 +239,7 @@ impl CurrentPlugin {
 
     pub fn host_context<T: 'static>(&mut self) -> Result<&mut T, Error> {
         let (linker, store) = self.linker_and_store();
-        let Some(Extern::Global(xs)) = linker.get(&mut *store, EXTISM_ENV_MODULE, "extism_context")
+        let Ok(Extern::Global(xs)) = linker.get(&mut *store, EXTISM_ENV_MODULE, "extism_context")
         else {
             anyhow::bail!("unable to locate an extism kernel global: extism_context",)
         };
@@ -268,22 +268,24 @@ impl CurrentPlugin {
                 length: 0,
             });
         }
+        let id = self.id;
         let (linker, mut store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
-        if let Some(f) = linker.get(&mut store, EXTISM_ENV_MODULE, "alloc") {
-            catch_out_of_fuel!(
-                &store,
-                f.into_func()
-                    .unwrap()
-                    .call(&mut *store, &[Val::I64(n as i64)], output)
-                    .context("failed to allocate extism memory")
-            )?;
-        } else {
-            anyhow::bail!("{} unable to allocate memory", self.id);
-        }
+
+        let f = linker
+            .get(&mut store, EXTISM_ENV_MODULE, "alloc")
+            .with_context(|| format!("{} unable to allocate memory", id))?;
+        catch_out_of_fuel!(
+            &store,
+            f.into_func()
+                .unwrap()
+                .call(&mut *store, &[Val::I64(n as i64)], output)
+                .context("failed to allocate extism memory")
+        )?;
+
         let offs = output[0].unwrap_i64() as u64;
         if offs == 0 {
-            anyhow::bail!("{} out of memory", self.id)
+            anyhow::bail!("{} out of memory", id)
         }
         trace!(
             plugin = self.id.to_string(),
@@ -300,34 +302,36 @@ impl CurrentPlugin {
     /// Free a block of Extism plugin memory
     pub fn memory_free(&mut self, handle: MemoryHandle) -> Result<(), Error> {
         let (linker, store) = self.linker_and_store();
-        if let Some(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "free") {
-            catch_out_of_fuel!(
-                &store,
-                f.into_func()
-                    .unwrap()
-                    .call(&mut *store, &[Val::I64(handle.offset as i64)], &mut [])
-                    .context("failed to free extism memory")
-            )?;
-        } else {
-            anyhow::bail!("unable to locate an extism kernel function: free",)
-        }
+
+        let f = linker
+            .get(&mut *store, EXTISM_ENV_MODULE, "free")
+            .context("unable to locate an extism kernel function: free")?;
+        catch_out_of_fuel!(
+            &store,
+            f.into_func()
+                .unwrap()
+                .call(&mut *store, &[Val::I64(handle.offset as i64)], &mut [])
+                .context("failed to free extism memory")
+        )?;
+
         Ok(())
     }
 
     pub fn memory_length(&mut self, offs: u64) -> Result<u64, Error> {
         let (linker, store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
-        if let Some(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "length") {
-            catch_out_of_fuel!(
-                &store,
-                f.into_func()
-                    .unwrap()
-                    .call(&mut *store, &[Val::I64(offs as i64)], output)
-                    .context("failed to get length of extism memory handle")
-            )?;
-        } else {
-            anyhow::bail!("unable to locate an extism kernel function: length",)
-        }
+
+        let f = linker
+            .get(&mut *store, EXTISM_ENV_MODULE, "length")
+            .context("unable to locate an extism kernel function: length")?;
+        catch_out_of_fuel!(
+            &store,
+            f.into_func()
+                .unwrap()
+                .call(&mut *store, &[Val::I64(offs as i64)], output)
+                .context("failed to get length of extism memory handle")
+        )?;
+
         let len = output[0].unwrap_i64() as u64;
         trace!(
             plugin = self.id.to_string(),
@@ -341,17 +345,18 @@ impl CurrentPlugin {
     pub fn memory_length_unsafe(&mut self, offs: u64) -> Result<u64, Error> {
         let (linker, store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
-        if let Some(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "length_unsafe") {
-            catch_out_of_fuel!(
-                &store,
-                f.into_func()
-                    .unwrap()
-                    .call(&mut *store, &[Val::I64(offs as i64)], output)
-                    .context("failed to get length of extism memory using length_unsafe")
-            )?;
-        } else {
-            anyhow::bail!("unable to locate an extism kernel function: length_unsafe",)
-        }
+
+        let f = linker
+            .get(&mut *store, EXTISM_ENV_MODULE, "length_unsafe")
+            .context("unable to locate an extism kernel function: length_unsafe")?;
+        catch_out_of_fuel!(
+            &store,
+            f.into_func()
+                .unwrap()
+                .call(&mut *store, &[Val::I64(offs as i64)], output)
+                .context("failed to get length of extism memory using length_unsafe")
+        )?;
+
         let len = output[0].unwrap_i64() as u64;
         trace!(
             plugin = self.id.to_string(),
@@ -385,40 +390,33 @@ impl CurrentPlugin {
         id: uuid::Uuid,
     ) -> Result<Self, Error> {
         let wasi = if wasi {
-            let auth = wasi_common::sync::ambient_authority();
-            let random = wasi_common::sync::random_ctx();
-            let clocks = wasi_common::sync::clocks_ctx();
-            let sched = wasi_common::sync::sched_ctx();
-            let table = wasi_common::Table::new();
-            let ctx = wasi_common::WasiCtx::new(random, clocks, sched, table);
+            let mut ctx = wasmtime_wasi::WasiCtxBuilder::new();
 
-            if let Some(a) = &manifest.allowed_paths {
-                for (k, v) in a.iter() {
-                    let readonly = k.starts_with("ro:");
-
-                    let dir_path = if readonly { &k[3..] } else { k };
-
-                    let dir = wasi_common::sync::dir::Dir::from_cap_std(
-                        wasi_common::sync::Dir::open_ambient_dir(dir_path, auth)?,
-                    );
-
-                    let file: Box<dyn wasi_common::dir::WasiDir> = if readonly {
-                        Box::new(readonly_dir::ReadOnlyDir::new(dir))
+            if let Some(paths) = &manifest.allowed_paths {
+                for (host_path, guest_path) in paths {
+                    let readonly = host_path.starts_with("ro:");
+                    let host_path = host_path.strip_prefix("ro:").unwrap_or(host_path);
+                    let perms = if readonly {
+                        wasmtime_wasi::FsPerms::ReadOnly
                     } else {
-                        Box::new(dir)
+                        wasmtime_wasi::FsPerms::ReadWrite
                     };
 
-                    ctx.push_preopened_dir(file, v)?;
+                    let guest_path = guest_path.to_str().ok_or_else(|| {
+                        anyhow::anyhow!("WASI guest path is not valid UTF-8: {guest_path:?}")
+                    })?;
+                    ctx.preopened_dir(host_path, guest_path, perms)?;
                 }
             }
 
             // Enable WASI output, typically used for debugging purposes
             if std::env::var("EXTISM_ENABLE_WASI_OUTPUT").is_ok() {
-                ctx.set_stderr(Box::new(wasi_common::sync::stdio::stderr()));
-                ctx.set_stdout(Box::new(wasi_common::sync::stdio::stdout()));
+                ctx.inherit_stderr().inherit_stdout();
             }
 
-            Some(Wasi { ctx })
+            Some(Wasi {
+                ctx: ctx.build_p1(),
+            })
         } else {
             None
         };
@@ -449,12 +447,22 @@ impl CurrentPlugin {
         })
     }
 
+    /// Get a pointer to the plugin memory
+    pub(crate) fn memory_ptr(&mut self) -> *mut u8 {
+        if let Some(mem) = self.memory() {
+            let (_, store) = self.linker_and_store();
+            return mem.data_ptr(store);
+        }
+
+        std::ptr::null_mut()
+    }
 
     /// Get extism memory
     pub(crate) fn memory(&mut self) -> Option<wasmtime::Memory> {
         let (linker, mut store) = self.linker_and_store();
         linker
-            .get(&mut store, EXTISM_ENV_MODULE, "memory")?
+            .get(&mut store, EXTISM_ENV_MODULE, "memory")
+            .ok()?
             .into_memory()
     }
 
@@ -482,7 +490,7 @@ impl CurrentPlugin {
     pub fn clear_error(&mut self) {
         trace!(plugin = self.id.to_string(), "CurrentPlugin::clear_error");
         let (linker, store) = self.linker_and_store();
-        if let Some(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
+        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
             let res = f
                 .into_func()
                 .unwrap()
@@ -516,7 +524,7 @@ impl CurrentPlugin {
         debug!(plugin = self.id.to_string(), "set error: {:?}", s);
         let handle = self.memory_new(s)?;
         let (linker, store) = self.linker_and_store();
-        if let Some(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
+        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
             catch_out_of_fuel!(
                 &store,
                 f.into_func()
@@ -533,7 +541,7 @@ impl CurrentPlugin {
     pub(crate) fn get_error_position(&mut self) -> (u64, u64) {
         let (linker, store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
-        if let Some(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_get") {
+        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_get") {
             if let Err(e) = catch_out_of_fuel!(
                 &store,
                 f.into_func().unwrap().call(&mut *store, &[], output)

@@ -30,9 +30,7 @@ pub(crate) mod pdk;
 mod plugin;
 mod plugin_builder;
 mod pool;
-mod readonly_dir;
 mod timer;
-
 
 pub use current_plugin::CurrentPlugin;
 pub use extism_convert::{FromBytes, FromBytesOwned, ToBytes};
@@ -47,7 +45,6 @@ pub use pool::{Pool, PoolBuilder, PoolPlugin};
 pub(crate) use internal::{Internal, Wasi};
 pub(crate) use timer::{Timer, TimerAction};
 pub(crate) use tracing::{debug, error, trace, warn};
-
 
 pub(crate) const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 

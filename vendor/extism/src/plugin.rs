@@ -25,7 +25,8 @@ pub(crate) struct Output {
 /// A `CancelHandle` can be used to cancel a running plugin from another thread
 ///
 /// wasm-lambda: it interrupts the call running on the plugin's engine directly, by bumping the
-/// engine's epoch, instead of asking the timer thread to (see README.wasm-lambda.md).
+/// engine's epoch, instead of asking the timer thread to (which ignores plugins it is not
+/// timing, so a cancel sent to a call without `timeout_ms` was lost).
 #[derive(Clone)]
 pub struct CancelHandle {
     pub(crate) engine: Engine,
@@ -60,6 +61,10 @@ impl CompiledPlugin {
 
     /// Create a new pre-compiled plugin
     pub fn new(builder: PluginBuilder) -> Result<CompiledPlugin, Error> {
+        if builder.options.initialization_fuel.is_some() && builder.options.fuel.is_none() {
+            anyhow::bail!("an initialization fuel limit requires a call fuel limit");
+        }
+
         let mut config = builder.config.unwrap_or_default();
         config
             .epoch_interruption(true)
@@ -184,6 +189,8 @@ pub struct Plugin {
     pub(crate) error_msg: Option<Vec<u8>>,
 
     pub(crate) fuel: Option<u64>,
+
+    pub(crate) initialization_fuel: Option<u64>,
 
     pub(crate) host_context: Rooted<ExternRef>,
 }
@@ -378,7 +385,7 @@ fn relink(
                     .is_none()
                 && linker
                     .get(&mut store, EXTISM_ENV_MODULE, import.name())
-                    .is_none()
+                    .is_err()
             {
                 let (kind, ty) = match import.ty() {
                     ExternType::Func(t) => ("function", t.to_string()),
@@ -403,7 +410,7 @@ fn relink(
 
     // If wasi is enabled then add it to the linker
     if with_wasi {
-        wasi_common::sync::add_to_linker(&mut linker, |x: &mut CurrentPlugin| {
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |x: &mut CurrentPlugin| {
             &mut x.wasi.as_mut().unwrap().ctx
         })?;
     }
@@ -420,8 +427,8 @@ fn relink(
     }
 
     // wasm-lambda: the main module is linked (which instantiates it once more, running its start
-    // function) only when another module imports it; its calls go through the instance
-    // `instance_pre` makes on the first call.
+    // function outside any deadline) only when another module imports it; its calls go through
+    // the instance `instance_pre` makes on the first call.
     let main_imported = modules
         .values()
         .any(|module| module.imports().any(|import| import.module() == MAIN_KEY));
@@ -479,9 +486,10 @@ impl Plugin {
             )?,
         );
         store.set_epoch_deadline(1);
-        if let Some(fuel) = compiled.options.fuel {
-            store.set_fuel(fuel)?;
-        }
+        // Reactor modules can execute initialization during linking. Use the
+        // initialization override when configured, otherwise preserve the
+        // existing behavior by falling back to the call fuel limit.
+        Self::apply_fuel_limit(&mut store, compiled.options.effective_initialization_fuel())?;
 
         let imports: Vec<Function> = compiled.options.functions.to_vec();
         let (instance_pre, linker, host_context) = relink(
@@ -512,6 +520,7 @@ impl Plugin {
             _functions: imports,
             error_msg: None,
             fuel: compiled.options.fuel,
+            initialization_fuel: compiled.options.effective_initialization_fuel(),
             host_context,
         };
 
@@ -547,9 +556,9 @@ impl Plugin {
             );
             self.store.set_epoch_deadline(1);
 
-            if let Some(fuel) = self.fuel {
-                self.store.set_fuel(fuel)?;
-            }
+            // A new store starts with no fuel. Restore the effective
+            // initialization budget before relinking can execute WebAssembly.
+            Self::apply_fuel_limit(&mut self.store, self.initialization_fuel)?;
 
             let (instance_pre, linker, host_context) = relink(
                 &engine,
@@ -664,7 +673,7 @@ impl Plugin {
         self.reset()?;
         let handle = self.current_plugin_mut().memory_new(bytes)?;
 
-        if let Some(f) = self
+        if let Ok(f) = self
             .linker
             .get(&mut self.store, EXTISM_ENV_MODULE, "input_set")
         {
@@ -681,7 +690,7 @@ impl Plugin {
             )?;
         }
 
-        if let Some(Extern::Global(ctxt)) =
+        if let Ok(Extern::Global(ctxt)) =
             self.linker
                 .get(&mut self.store, EXTISM_ENV_MODULE, "extism_context")
         {
@@ -696,7 +705,7 @@ impl Plugin {
     pub fn reset(&mut self) -> Result<(), Error> {
         let id = self.id.to_string();
 
-        if let Some(f) = self.linker.get(&mut self.store, EXTISM_ENV_MODULE, "reset") {
+        if let Ok(f) = self.linker.get(&mut self.store, EXTISM_ENV_MODULE, "reset") {
             catch_out_of_fuel!(
                 &self.store,
                 f.into_func()
@@ -826,34 +835,30 @@ impl Plugin {
         let out = &mut [Val::I64(0)];
         let out_len = &mut [Val::I64(0)];
         let store = &mut self.store;
-        if let Some(f) = self
+
+        let f = self
             .linker
             .get(&mut *store, EXTISM_ENV_MODULE, "output_offset")
-        {
-            catch_out_of_fuel!(
-                &store,
-                f.into_func()
-                    .unwrap()
-                    .call(&mut *store, &[], out)
-                    .context("call to set extism output offset failed")
-            )?;
-        } else {
-            anyhow::bail!("unable to set output")
-        }
-        if let Some(f) = self
+            .context("unable to set output")?;
+        catch_out_of_fuel!(
+            &store,
+            f.into_func()
+                .unwrap()
+                .call(&mut *store, &[], out)
+                .context("call to set extism output offset failed")
+        )?;
+
+        let f = self
             .linker
             .get(&mut *store, EXTISM_ENV_MODULE, "output_length")
-        {
-            catch_out_of_fuel!(
-                &store,
-                f.into_func()
-                    .unwrap()
-                    .call(&mut *store, &[], out_len)
-                    .context("call to set extism output length failed")
-            )?;
-        } else {
-            anyhow::bail!("unable to set output length")
-        }
+            .context("unable to set output length")?;
+        catch_out_of_fuel!(
+            &store,
+            f.into_func()
+                .unwrap()
+                .call(&mut *store, &[], out_len)
+                .context("call to set extism output length failed")
+        )?;
 
         let offs = out[0].unwrap_i64() as u64;
         let len = out_len[0].unwrap_i64() as u64;
@@ -902,17 +907,18 @@ impl Plugin {
         let name = name.as_ref();
         let input = input.as_ref();
 
-        if let Some(fuel) = self.fuel {
-            self.store.set_fuel(fuel).map_err(|x| (x.into(), -1))?;
-        }
+        // Apply the effective initialization budget before reset, relinking,
+        // instantiation, or guest initialization can execute WebAssembly.
+        Self::apply_fuel_limit(&mut self.store, self.initialization_fuel).map_err(|x| (x, -1))?;
 
-        catch_out_of_fuel!(
-            &self.store,
-            self.reset_store(lock).map_err(wasmtime::Error::from_anyhow)
-        )
-        .map_err(|x| (x.into(), -1))?;
+        self.reset_store(lock).map_err(|x| (x, -1))?;
 
         self.instantiate(lock).map_err(|e| (e, -1))?;
+
+        // Initialization has finished. Refill the normal call budget before
+        // input marshalling so Extism kernel operations retain their upstream
+        // fuel accounting behavior.
+        Self::apply_fuel_limit(&mut self.store, self.fuel).map_err(|x| (x, -1))?;
 
         // Set host context
         let r = if let Some(host_context) = host_context {
@@ -1017,7 +1023,9 @@ impl Plugin {
                 match self.current_plugin_mut().memory_str(handle) {
                     Ok(e) => {
                         let x = e.to_string();
-                        error!(
+                        // wasm-lambda: the host reports a call's error itself, bounded; the
+                        // plugin's own message (its size its choice) is not logged here too.
+                        debug!(
                             plugin = self.id.to_string(),
                             "call to {name} returned with error message: {}", x
                         );
@@ -1089,7 +1097,7 @@ impl Plugin {
                     }
                 }
 
-                let wasi_exit_code = e.downcast_ref::<wasi_common::I32Exit>().map(|e| e.0);
+                let wasi_exit_code = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|e| e.0);
                 if let Some(exit_code) = wasi_exit_code {
                     debug!(
                         plugin = self.id.to_string(),
@@ -1119,7 +1127,8 @@ impl Plugin {
                     return Err((Error::msg(cause), rc));
                 }
 
-                error!(
+                // wasm-lambda: reported by the host, as above.
+                debug!(
                     plugin = self.id.to_string(),
                     "call to {name} encountered an error: {e:?}"
                 );
@@ -1236,7 +1245,7 @@ impl Plugin {
         self.error_msg = None;
         let (linker, mut store) = self.linker_and_store();
         #[allow(clippy::needless_borrows_for_generic_args)]
-        if let Some(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
+        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
             let x = f
                 .into_func()
                 .unwrap()
@@ -1247,6 +1256,16 @@ impl Plugin {
         } else {
             anyhow::bail!("Plugin::clear_error failed, extism:host/env::error_set not found")
         }
+    }
+
+    /// Apply the configured fuel limit before WebAssembly can execute. This
+    /// bounds module instantiation, guest initialization, and exported calls.
+    /// No-op when fuel limiting is disabled.
+    fn apply_fuel_limit(store: &mut Store<CurrentPlugin>, fuel: Option<u64>) -> Result<(), Error> {
+        if let Some(fuel) = fuel {
+            store.set_fuel(fuel)?;
+        }
+        Ok(())
     }
 
     /// Returns the amount of fuel consumed by the plugin.

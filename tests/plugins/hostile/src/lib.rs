@@ -190,6 +190,10 @@ pub fn fs_attack(Json(request): Json<Value>) -> FnResult<Json<Value>> {
             "rename" => wasi::path_rename(root, path, root, "renamed.txt"),
             "symlink" => wasi::path_symlink(path, root, "link.txt"),
             "link" => wasi::path_link(root, 0, path, root, "hardlink.txt"),
+            // The directory `path` replaced by a symbolic link to `target`.
+            "replace_with_link" => wasi::path_remove_directory(root, path).and_then(|()| {
+                wasi::path_symlink(request["target"].as_str().unwrap_or(".."), root, path)
+            }),
             // From another grant (writable) into this one.
             "rename_into" | "link_into" => {
                 let from = request["from"].as_str().unwrap_or("/rw");
@@ -239,9 +243,18 @@ pub fn fs_attack(Json(request): Json<Value>) -> FnResult<Json<Value>> {
 pub fn log_flood(Json(request): Json<Value>) -> FnResult<String> {
     let lines = request["lines"].as_u64().unwrap_or(1);
     let size = request["size"].as_u64().unwrap_or(1) as usize;
-    let line = "y".repeat(size);
+    let line = match request["text"].as_str() {
+        Some(text) => text.to_string(),
+        None => "y".repeat(size),
+    };
     for _ in 0..lines {
         info!("{line}");
     }
     Ok(format!("logged {lines} lines of {size} bytes"))
+}
+
+/// Fails with an error message of as many bytes as asked.
+#[plugin_fn]
+pub fn big_error(bytes: String) -> FnResult<String> {
+    Err(Error::msg("e".repeat(bytes.trim().parse().unwrap_or(0))).into())
 }
