@@ -514,12 +514,17 @@ impl Catalog {
                 }
                 Ok(function)
             }
-            Err(error @ Error::ModuleInvalid { .. }) if self.published => {
+            // A new version that does not load, or whose module the store cannot give now (it
+            // went down right after the listing saw the new manifest): the last good one keeps
+            // serving, from the cache, until the new one loads.
+            Err(error @ (Error::ModuleInvalid { .. } | Error::StoreUnavailable { .. }))
+                if self.published =>
+            {
                 let good = self.loaded.lock().expect("loaded lock").get(name).cloned();
                 match good {
                     Some(good) if !Arc::ptr_eq(&good, entry) => {
                         warn!(function = %name, %error, "new version does not load; the last good version keeps serving");
-                        self.compile(&good, deadline).await
+                        self.compile(&good, deadline).await.map_err(|_| error)
                     }
                     _ => Err(error),
                 }

@@ -81,6 +81,18 @@ impl Error {
         }
     }
 
+    /// The cause, without the function's name (which the message also carries).
+    pub fn reason(&self) -> String {
+        match self {
+            Error::ManifestInvalid { reason, .. }
+            | Error::ModuleInvalid { reason, .. }
+            | Error::FunctionError { reason, .. }
+            | Error::FunctionTrap { reason, .. }
+            | Error::StoreUnavailable { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// What a public HTTP caller is told: the kind of failure, nothing of the function's
     /// internals (store, bucket, keys, endpoints, module paths, the function's own messages).
     /// The full error goes to the log, under the invocation's request id.

@@ -201,6 +201,11 @@ fn invoke_runs_a_function_as_the_bootstrap_would() {
     let (code, _, stderr) = cli(&["invoke", "echo", "--input", "not json"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--input is not JSON"), "{stderr}");
+    // The flag the user gave is the one named, not a variable they never set.
+    let (code, _, stderr) = cli(&["invoke", "echo", "--dir", "/nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--dir /nope: not a directory"), "{stderr}");
+    assert!(!stderr.contains("FUNCTIONS_DIR"), "{stderr}");
 }
 
 #[test]
@@ -308,6 +313,7 @@ fn every_command_has_help_and_documents_exit_codes() {
 fn an_edit_is_served_on_the_next_request_without_restarting_anything() {
     let store = Store::new();
     copy_function("hello", store.path());
+    copy_function("echo", store.path());
     let mut watcher = Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
         .args(["build", "--watch"])
         .arg(store.path())
@@ -347,6 +353,27 @@ fn an_edit_is_served_on_the_next_request_without_restarting_anything() {
         "the bootstrap was not restarted"
     );
     assert_eq!(lambda.logs().matches("catalog loaded").count(), 1);
+
+    // The rebuild's own reads of its sources, reading a watched file, touching one: no content
+    // changed, no rebuild. An edit of another function after them is handled after them (events
+    // are handled in order): once it is rebuilt, hello has been rebuilt once, for its edit.
+    let _ = std::fs::read(store.path().join("hello/Cargo.toml")).unwrap();
+    let touched = std::fs::File::options().append(true).open(&source).unwrap();
+    touched.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(touched);
+    let marker = store.path().join("echo/src/lib.rs");
+    let mut code = std::fs::read_to_string(&marker).unwrap();
+    code.push_str("\n// edited\n");
+    std::fs::write(&marker, code).unwrap();
+    eventually(Duration::from_secs(120), "echo rebuilt", || {
+        output.lock().unwrap().contains("rebuilt echo")
+    });
+    assert_eq!(
+        output.lock().unwrap().matches("rebuilding hello").count(),
+        1,
+        "{}",
+        output.lock().unwrap()
+    );
     let _ = watcher.kill();
     let _ = watcher.wait();
 }

@@ -737,3 +737,114 @@ fn a_publish_whose_reader_went_away_still_completes() {
     }
     assert!(keys.iter().any(|k| k == "_manifests.json"), "{keys:?}");
 }
+
+#[test]
+fn right_after_a_publish_an_outage_keeps_the_last_good_version_serving() {
+    let mut s3 = published();
+    let lambda = lambda_on(
+        &s3,
+        &[
+            ("REVALIDATE_AFTER", "200ms"),
+            ("RUST_LOG", "info,wasm_lambda::catalog=debug"),
+        ],
+    );
+    assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
+    let loaded = || {
+        lambda
+            .logs()
+            .matches("loaded manifest function=hello")
+            .count()
+    };
+    let before = loaded();
+
+    // A new version, with a new module, is published, and a listing (for a path no function
+    // routes) reads its manifest; its module is not fetched yet.
+    let new_version = || {
+        let store = Store::new();
+        store.add_wat(
+            "hello",
+            &constant_plugin("\"new version\""),
+            "hooks:\n  - {type: http, method: GET, path: \"/hello/{name}\"}\n",
+        );
+        store
+    };
+    publish(&s3, new_version().path());
+    eventually(Duration::from_secs(60), "the new manifest read", || {
+        lambda.url("GET", "/nothing/here", None);
+        loaded() > before
+    });
+    s3.stop();
+    // The last good version keeps serving, with a warning, rather than StoreUnavailable.
+    let (status, _, body) = lambda.url("GET", "/hello/ada", None);
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Hello, ada!\n"),
+        "{}",
+        lambda.logs()
+    );
+    lambda.wait_for_log(
+        "new version does not load; the last good version keeps serving",
+        Duration::from_secs(30),
+    );
+    assert_eq!(lambda.call("hello", json!({"params": {}}))["status"], 200);
+
+    // Back, the new version loads.
+    s3.restart();
+    s3.create_bucket(BUCKET);
+    publish(&s3, new_version().path());
+    eventually(Duration::from_secs(60), "the new version", || {
+        lambda.url("GET", "/hello/ada", None).2 == "\"new version\""
+    });
+}
+
+#[test]
+fn publish_refuses_what_validate_refuses_and_routes_already_published() {
+    let s3 = published();
+    let keys = || -> Vec<String> {
+        common::block_on(async {
+            let listed = s3
+                .client()
+                .list_objects_v2()
+                .bucket(BUCKET)
+                .send()
+                .await
+                .unwrap();
+            listed
+                .contents()
+                .iter()
+                .filter_map(|object| object.key().map(str::to_string))
+                .collect()
+        })
+    };
+    let before = keys();
+
+    // A module that does not export the entrypoint its manifest names.
+    let wrong = Store::new();
+    wrong.add_wat("wrong", &constant_plugin("1"), "entrypoint: nowhere\n");
+    let (ok, _, stderr) = s3.publish(BUCKET, &[wrong.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("entrypoint `nowhere`"), "{stderr}");
+    assert!(stderr.contains("nothing was published"), "{stderr}");
+
+    // A route that `hello`, already published, serves.
+    let rival = Store::new();
+    rival.add_wat(
+        "rival",
+        &constant_plugin("\"rival\""),
+        "hooks:\n  - {type: http, method: GET, path: \"/hello/{name}\"}\n",
+    );
+    let (ok, _, stderr) = s3.publish(BUCKET, &[rival.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("conflicts with"), "{stderr}");
+    assert!(stderr.contains("hello"), "{stderr}");
+    assert_eq!(keys(), before, "nothing was uploaded");
+
+    // Asked to, it publishes anyway, with a warning.
+    let (ok, _, stderr) = s3.publish(
+        BUCKET,
+        &["--allow-route-conflicts", rival.path().to_str().unwrap()],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("warning: route"), "{stderr}");
+    assert!(keys().iter().any(|key| key == "rival/manifest.yaml"));
+}

@@ -99,6 +99,10 @@ enum Command {
         /// Afterwards, delete modules that no manifest in the store references.
         #[arg(long)]
         prune: bool,
+        /// Publish even when a route is already served by another published function (the
+        /// conflict is reported as a warning; the router keeps one of the two).
+        #[arg(long)]
+        allow_route_conflicts: bool,
         /// Function directories, or store roots holding them.
         #[arg(default_values = ["functions"])]
         dirs: Vec<PathBuf>,
@@ -145,8 +149,9 @@ async fn main() -> ExitCode {
             bucket,
             prefix,
             prune,
+            allow_route_conflicts,
             dirs,
-        } => cli::publish::publish(bucket, prefix, prune, dirs).await,
+        } => cli::publish::publish(bucket, prefix, prune, allow_route_conflicts, dirs).await,
     }
 }
 
@@ -234,6 +239,9 @@ async fn invoke(
         Ok(config) => config,
         Err(error) => return usage_error(&error.to_string()),
     };
+    if !dir.is_dir() {
+        return usage_error(&format!("--dir {}: not a directory", dir.display()));
+    }
     config.store = StoreLocation::Directory(dir);
     match cli::invoke(config, name, invocation, timeout).await {
         Ok((answer, ok)) => {

@@ -3,7 +3,12 @@
 //!
 //! With the bootstrap serving the same directory (`make run`), a rebuilt module is served from the
 //! next invocation on: nothing restarts.
+//!
+//! Only a change of content rebuilds: the watcher keeps a digest of every watched file, and a
+//! burst of events (an editor's save, a build reading its own sources, `cat`, `touch`) rebuilds
+//! a function only when one of its watched files now reads differently (or appeared, or went).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
@@ -11,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
 
 use crate::manifest::{Build, MANIFEST_FILE};
 use crate::store::{function_dirs, read_manifest};
@@ -107,6 +113,35 @@ impl Buildable {
         path.strip_prefix(&self.dir)
             .is_ok_and(|relative| self.watch.is_match(relative))
     }
+
+    /// The digest of every watched file: what a rebuild is judged against. Build outputs
+    /// (`target/`) and hidden directories are not looked into.
+    fn contents(&self) -> BTreeMap<PathBuf, [u8; 32]> {
+        let mut files = BTreeMap::new();
+        let mut dirs = vec![self.dir.clone()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name();
+                if kind.is_dir() {
+                    if name != "target" && !name.to_string_lossy().starts_with('.') {
+                        dirs.push(path);
+                    }
+                } else if self.watches(&path)
+                    && let Ok(bytes) = std::fs::read(&path)
+                {
+                    files.insert(path, Sha256::digest(&bytes).into());
+                }
+            }
+        }
+        files
+    }
 }
 
 /// Builds every function under `root`; returns whether all built. Prints one line each.
@@ -147,6 +182,13 @@ pub fn watch(root: &Path) -> Result<(), String> {
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|error| format!("cannot watch {}: {error}", root.display()))?;
     eprintln!("watching {} for changes", root.display());
+    let mut known: BTreeMap<String, BTreeMap<PathBuf, [u8; 32]>> = match discover(&root) {
+        Ok((functions, _)) => functions
+            .iter()
+            .map(|function| (function.name.clone(), function.contents()))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
     loop {
         let Ok(first) = changes.recv() else {
             return Ok(());
@@ -168,13 +210,19 @@ pub fn watch(root: &Path) -> Result<(), String> {
         }
         for function in functions
             .iter()
-            .filter(|f| changed.iter().any(|path| f.watches(path)))
+            .filter(|f| changed.iter().any(|path| path.starts_with(&f.dir)))
         {
+            let now = function.contents();
+            if known.get(&function.name) == Some(&now) {
+                continue;
+            }
             eprintln!("rebuilding {}", function.name);
             match function.run() {
                 Ok(took) => println!("rebuilt {} in {:.1}s", function.name, took.as_secs_f64()),
                 Err(error) => eprintln!("error: {error}"),
             }
+            // What the build itself read or wrote is judged by content too, next time.
+            known.insert(function.name.clone(), function.contents());
         }
     }
 }
