@@ -9,6 +9,37 @@ use tracing::warn;
 use crate::event::Payload;
 use crate::{Adapter, Config};
 
+/// Installs the log subscriber as Lambda configures it (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`,
+/// else info; `AWS_LAMBDA_LOG_FORMAT=JSON`), as `lambda_runtime`'s default does, but with colours
+/// only on a terminal: written to a file or a pipe (Lambda, `cargo lambda watch > log`), text
+/// lines carry no escape codes.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+
+    let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let subscriber = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(level.into())
+                .from_env_lossy(),
+        );
+    if format.eq_ignore_ascii_case("json") {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+}
+
 /// Serves invocations until the Runtime API goes away.
 ///
 /// Sequential invocations (`AWS_LAMBDA_MAX_CONCURRENCY` unset or 1) run on one thread: the

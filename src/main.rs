@@ -4,7 +4,7 @@ use wasm_lambda::{Adapter, Config};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     // Logs as Lambda configures them: AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT, RUST_LOG.
-    lambda_runtime::tracing::init_default_subscriber();
+    wasm_lambda::bootstrap::init_logging();
 
     // A bad setting stops the process here, naming the variable and its value.
     Adapter::check_runtime_environment()?;

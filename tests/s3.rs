@@ -49,6 +49,24 @@ fn lambda_on(s3: &S3Server, extra: &[(&str, &str)]) -> Lambda {
     Lambda::launch(&all)
 }
 
+/// Every key in the bucket.
+fn bucket_keys(s3: &S3Server) -> Vec<String> {
+    common::block_on(async {
+        let listed = s3
+            .client()
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_string))
+            .collect()
+    })
+}
+
 fn count(requests: &[String], needle: &str) -> usize {
     requests.iter().filter(|line| line.contains(needle)).count()
 }
@@ -718,20 +736,7 @@ fn a_publish_whose_reader_went_away_still_completes() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     // Everything was published: both manifests and the index.
-    let keys: Vec<String> = common::block_on(async {
-        let listed = s3
-            .client()
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .unwrap();
-        listed
-            .contents()
-            .iter()
-            .filter_map(|object| object.key().map(str::to_string))
-            .collect()
-    });
+    let keys = bucket_keys(&s3);
     for key in ["hello/manifest.yaml", "echo/manifest.yaml"] {
         assert!(keys.iter().any(|k| k == key), "{key} missing: {keys:?}");
     }
@@ -800,22 +805,7 @@ fn right_after_a_publish_an_outage_keeps_the_last_good_version_serving() {
 #[test]
 fn publish_refuses_what_validate_refuses_and_routes_already_published() {
     let s3 = published();
-    let keys = || -> Vec<String> {
-        common::block_on(async {
-            let listed = s3
-                .client()
-                .list_objects_v2()
-                .bucket(BUCKET)
-                .send()
-                .await
-                .unwrap();
-            listed
-                .contents()
-                .iter()
-                .filter_map(|object| object.key().map(str::to_string))
-                .collect()
-        })
-    };
+    let keys = || bucket_keys(&s3);
     let before = keys();
 
     // A module that does not export the entrypoint its manifest names.
