@@ -666,7 +666,7 @@ impl Catalog {
             debug!(function = %manifest.name, ?changed, "compile cache entries written");
             // Compiled here, even after a download (whose entries then did not fit this engine):
             // shared, so the next cold environment loads.
-            if !changed.is_empty() {
+            if !changed.is_empty() && self.store.keeps_artifacts() {
                 let (store, artifacts) = (Arc::clone(&self.store), Arc::clone(artifacts));
                 tokio::spawn(async move {
                     artifacts

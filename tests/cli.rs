@@ -154,6 +154,8 @@ fn invoke_runs_a_function_as_the_bootstrap_would() {
         stderr.contains("compiled function function=echo"),
         "logs go to stderr: {stderr}"
     );
+    // A local directory keeps no compiled artifacts for a fleet.
+    assert!(!stderr.contains("shared with the fleet"), "{stderr}");
 
     let (code, stdout, _) = cli(&[
         "invoke",

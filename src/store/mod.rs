@@ -81,6 +81,12 @@ pub trait FunctionStore: Send + Sync + 'static {
         None
     }
 
+    /// Whether the store keeps bundles of compiled artifacts for the fleet (S3 does; a local
+    /// directory does not, so nothing is bundled or said to be shared).
+    fn keeps_artifacts(&self) -> bool {
+        false
+    }
+
     /// Keeps the bundle of compiled artifacts `key`. A store that keeps none ignores it.
     async fn put_artifact_bundle(
         &self,

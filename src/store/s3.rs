@@ -295,6 +295,10 @@ impl FunctionStore for S3Store {
         (listed_at.elapsed() < within).then(|| bundles.contains(&key.to_string()))
     }
 
+    fn keeps_artifacts(&self) -> bool {
+        true
+    }
+
     async fn put_artifact_bundle(
         &self,
         key: &ArtifactKey,
