@@ -63,9 +63,20 @@ pub struct Entry {
 pub struct Snapshot {
     /// The entry each serving function serves.
     pub functions: BTreeMap<String, Arc<Entry>>,
-    /// Functions that cannot serve because their manifest is invalid, with the reason.
-    pub invalid: BTreeMap<String, String>,
+    /// Functions that cannot serve because their manifest is invalid.
+    pub invalid: BTreeMap<String, Invalid>,
     pub routes: Arc<RouteTable>,
+}
+
+/// A manifest that does not validate.
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    /// Every problem, on one line.
+    pub reason: String,
+    /// Every problem on its own, each naming the file and field.
+    pub problems: Vec<String>,
+    /// The hooks of it that validated (see [`crate::manifest::ManifestError::routable`]).
+    routable: Option<Arc<Manifest>>,
 }
 
 /// What the store held for one function when last checked.
@@ -73,7 +84,7 @@ struct Record {
     version: Version,
     checked_at: Instant,
     /// What `version` parsed to.
-    parsed: Result<Arc<Entry>, String>,
+    parsed: Result<Arc<Entry>, Invalid>,
     /// The newest version that parsed: a published store keeps serving it when a newer is invalid.
     good: Option<Arc<Entry>>,
     /// When the last "store unavailable" warning for this function was logged.
@@ -126,7 +137,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Record {
     /// The entry this function serves, or why it cannot.
-    fn serving(&self, published: bool) -> Result<&Arc<Entry>, &String> {
+    fn serving(&self, published: bool) -> Result<&Arc<Entry>, &Invalid> {
         match (&self.parsed, &self.good) {
             (Ok(entry), _) => Ok(entry),
             (Err(_), Some(good)) if published => Ok(good),
@@ -245,8 +256,12 @@ impl Catalog {
                 }
             }
         }
-        let (routes, conflicts) =
-            RouteTable::build(functions.values().map(|e| e.manifest.as_ref()));
+        // A broken function's hooks are routed after every serving function's, so that what
+        // they would take is answered with the manifest's error, not as unrouted.
+        let (routes, conflicts) = RouteTable::build_with_broken(
+            functions.values().map(|e| e.manifest.as_ref()),
+            invalid.values().filter_map(|i| i.routable.as_deref()),
+        );
         for conflict in conflicts {
             warn!(kept = %conflict.kept, dropped = %conflict.dropped, reason = %conflict.reason, "route conflict");
         }
@@ -383,7 +398,7 @@ impl Catalog {
                         debug!(function = %name, "loaded manifest");
                         Some(Arc::clone(entry))
                     }
-                    Err(reason) => {
+                    Err(Invalid { reason, .. }) => {
                         if self.published && had_good {
                             warn!(function = %name, %reason, "new manifest is invalid; the last good version keeps serving");
                         } else {
@@ -481,9 +496,9 @@ impl Catalog {
         record
             .serving(self.published)
             .map(Arc::clone)
-            .map_err(|reason| Error::ManifestInvalid {
+            .map_err(|invalid| Error::ManifestInvalid {
                 function: name.to_string(),
-                reason: reason.clone(),
+                reason: invalid.reason.clone(),
             })
     }
 
@@ -808,8 +823,18 @@ impl Catalog {
     }
 }
 
-fn parse(bytes: &[u8], file: &str, name: &str) -> Result<Manifest, String> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| format!("{file}: manifest: is not UTF-8 text"))?;
-    Manifest::parse(text, file, Some(name)).map_err(|error| error.to_string())
+fn parse(bytes: &[u8], file: &str, name: &str) -> Result<Manifest, Invalid> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        let reason = format!("{file}: manifest: is not UTF-8 text");
+        Invalid {
+            problems: vec![reason.clone()],
+            reason,
+            routable: None,
+        }
+    })?;
+    Manifest::parse(text, file, Some(name)).map_err(|error| Invalid {
+        reason: error.to_string(),
+        problems: error.lines(),
+        routable: error.routable.map(|manifest| Arc::new(*manifest)),
+    })
 }

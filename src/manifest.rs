@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
 
 use crate::config::{parse_duration, parse_size};
 
@@ -42,16 +44,51 @@ const HTTP_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "ANY",
 ];
 
-/// A manifest that does not parse or validate.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {field}: {reason}")]
+/// A manifest that does not parse or validate: every problem found in it, each naming its field.
+/// Shown on one line (`file: field: reason; field: reason`); [`ManifestError::lines`] gives one
+/// line per problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
     /// Where the manifest came from (path or S3 URL).
     pub file: String,
+    /// Never empty, in the order the fields are checked.
+    pub problems: Vec<Problem>,
+    /// What of the manifest can still be routed, when its name is valid: its hooks that
+    /// validated, so that their requests and records are answered with this error rather than
+    /// as unrouted (the function itself cannot serve).
+    pub routable: Option<Box<Manifest>>,
+}
+
+/// One problem of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
     /// The offending field (`hooks[0].path`), or `manifest` for the document as a whole.
     pub field: String,
     pub reason: String,
 }
+
+impl ManifestError {
+    /// One line per problem, each `file: field: reason`.
+    pub fn lines(&self) -> Vec<String> {
+        self.problems
+            .iter()
+            .map(|problem| format!("{}: {}: {}", self.file, problem.field, problem.reason))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        for (index, problem) in self.problems.iter().enumerate() {
+            let separator = if index == 0 { ":" } else { ";" };
+            write!(f, "{separator} {}: {}", problem.field, problem.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ManifestError {}
 
 /// How instances are kept between calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -272,33 +309,25 @@ impl std::fmt::Display for Hook {
     }
 }
 
-/// The manifest as written, before validation.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    name: String,
-    runtime: String,
-    module: Option<String>,
-    sha256: Option<String>,
-    entrypoint: Option<String>,
-    timeout: Option<String>,
-    memory_limit: Option<String>,
-    #[serde(default)]
-    instance: InstanceMode,
-    #[serde(default)]
-    wasi: bool,
-    #[serde(default)]
-    allowed_paths: BTreeMap<String, String>,
-    fuel: Option<u64>,
-    #[serde(default)]
-    allowed_hosts: Vec<String>,
-    max_http_response_bytes: Option<String>,
-    #[serde(default)]
-    config: BTreeMap<String, serde_yaml::Value>,
-    build: Option<Build>,
-    #[serde(default)]
-    hooks: Vec<Hook>,
-}
+/// The manifest's fields, as written.
+const FIELDS: &[&str] = &[
+    "name",
+    "runtime",
+    "module",
+    "sha256",
+    "entrypoint",
+    "timeout",
+    "memory_limit",
+    "instance",
+    "wasi",
+    "allowed_paths",
+    "fuel",
+    "allowed_hosts",
+    "max_http_response_bytes",
+    "config",
+    "build",
+    "hooks",
+];
 
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,7 +370,9 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
     }
     let segments: Vec<&str> = path[1..].split('/').collect();
     let mut pattern = String::new();
+    let mut params: Vec<&str> = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
+        let last = index + 1 == segments.len();
         pattern.push('/');
         if let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             let (param, greedy) = match inner.strip_suffix('+') {
@@ -355,7 +386,13 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
             {
                 return Err(format!("`{path}`: `{{{inner}}}` is not a valid parameter"));
             }
-            if greedy && index + 1 != segments.len() {
+            if params.contains(&param) {
+                return Err(format!(
+                    "`{path}`: parameter `{param}` appears twice; each parameter needs its own name"
+                ));
+            }
+            params.push(param);
+            if greedy && !last {
                 return Err(format!(
                     "`{path}`: greedy parameter `{{{inner}}}` must be the last segment"
                 ));
@@ -373,6 +410,14 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
             return Err(format!(
                 "`{path}`: segment `{segment}` has `?`, `#` or a space"
             ));
+        } else if segment.is_empty() && !last {
+            return Err(format!(
+                "`{path}` has an empty segment (`//`), which no request path reaches"
+            ));
+        } else if matches!(*segment, "." | "..") {
+            return Err(format!(
+                "`{path}` has a `{segment}` segment, which clients resolve before sending"
+            ));
         } else {
             pattern.push_str(segment);
         }
@@ -384,229 +429,346 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
     Ok(pattern)
 }
 
+/// The problems found so far in one manifest.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.0.push(Problem {
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Records the error of a check of `field`, if any.
+    fn check(&mut self, field: impl Into<String>, result: Result<(), String>) {
+        if let Err(reason) = result {
+            self.add(field, reason);
+        }
+    }
+
+    /// Takes `field` out of the document and deserializes it, recording why when it does not fit.
+    fn take<T: DeserializeOwned>(&mut self, document: &mut Mapping, field: &str) -> Option<T> {
+        let value = document.remove(field)?;
+        self.deserialize(value, field)
+    }
+
+    /// Like [`Problems::take`], for a field that must be there.
+    fn require<T: DeserializeOwned>(&mut self, document: &mut Mapping, field: &str) -> Option<T> {
+        if !document.contains_key(field) {
+            self.add(field, format!("missing field `{field}`"));
+            return None;
+        }
+        self.take(document, field)
+    }
+
+    fn deserialize<T: DeserializeOwned>(&mut self, value: Value, field: &str) -> Option<T> {
+        match serde_yaml::from_value(value) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let reason = error.to_string();
+                // serde names an unknown or missing field, or a hook's unknown type, only in its
+                // message: make it part of the field.
+                let named = ["unknown field `", "missing field `"]
+                    .iter()
+                    .find_map(|lead| reason.strip_prefix(lead))
+                    .and_then(|rest| rest.split_once('`'))
+                    .map(|(name, _)| name.to_string())
+                    .or_else(|| {
+                        (field.starts_with("hooks[") && reason.starts_with("unknown variant `"))
+                            .then(|| "type".to_string())
+                    });
+                let field = match named {
+                    Some(name) => format!("{field}.{name}"),
+                    None => field.to_string(),
+                };
+                self.add(field, reason);
+                None
+            }
+        }
+    }
+}
+
 impl Manifest {
     /// Parses and validates `text`, read from `file`. `directory_name` is the name of the
     /// directory (or key prefix) the manifest was found in, which the manifest's `name` must equal.
+    /// Every problem of the manifest is reported, not only the first.
     pub fn parse(
         text: &str,
         file: &str,
         directory_name: Option<&str>,
     ) -> Result<Manifest, ManifestError> {
-        let error = |field: &str, reason: String| ManifestError {
+        let mut problems = Problems::default();
+        let whole = |reason: String| ManifestError {
             file: file.to_string(),
-            field: field.to_string(),
-            reason,
+            problems: vec![Problem {
+                field: "manifest".to_string(),
+                reason,
+            }],
+            routable: None,
         };
-        let raw: RawManifest = serde_yaml::from_str(text).map_err(|e| {
-            let message = e.to_string();
-            let (path, reason) = match message.split_once(": ") {
-                Some((path, reason)) if !path.contains(' ') => (Some(path), reason.to_string()),
-                _ => (None, message.clone()),
-            };
-            // serde names an unknown or missing field only in its message: make it the field.
-            let named = ["unknown field `", "missing field `"]
-                .iter()
-                .find_map(|lead| reason.strip_prefix(lead))
-                .and_then(|rest| rest.split_once('`'))
-                .map(|(field, _)| field.to_string());
-            let field = match (path, named) {
-                (Some(path), Some(field)) => format!("{path}.{field}"),
-                (Some(path), None) => path.to_string(),
-                (None, Some(field)) => field,
-                (None, None) => "manifest".to_string(),
-            };
-            error(&field, reason)
-        })?;
-
-        if !is_valid_name(&raw.name) {
-            return Err(error(
-                "name",
-                format!(
-                    "`{}` must match ^[a-z0-9][a-z0-9_-]{{0,63}}$ (lowercase letters, digits, `_`, `-`)",
-                    raw.name
+        let mut document = match serde_yaml::from_str::<Value>(text) {
+            Ok(Value::Mapping(document)) => document,
+            Ok(Value::Null) => Mapping::new(),
+            Ok(_) => {
+                return Err(whole(
+                    "must be a mapping of fields (`name: ...`, `runtime: wasm`, ...)".to_string(),
+                ));
+            }
+            Err(error) => return Err(whole(error.to_string())),
+        };
+        for key in document.keys() {
+            match key.as_str() {
+                Some(key) if FIELDS.contains(&key) => {}
+                Some(key) => problems.add(
+                    key,
+                    format!(
+                        "unknown field `{key}`, expected one of {}",
+                        FIELDS
+                            .iter()
+                            .map(|field| format!("`{field}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 ),
-            ));
+                None => problems.add("manifest", format!("`{key:?}` is not a field name")),
+            }
         }
-        if let Some(directory) = directory_name
-            && directory != raw.name
-        {
-            return Err(error(
-                "name",
-                format!("`{}` must equal its directory name `{directory}`", raw.name),
-            ));
+
+        let name: Option<String> = problems.require(&mut document, "name");
+        if let Some(name) = &name {
+            if !is_valid_name(name) {
+                problems.add(
+                    "name",
+                    format!(
+                        "`{name}` must match ^[a-z0-9][a-z0-9_-]{{0,63}}$ (lowercase letters, digits, `_`, `-`)"
+                    ),
+                );
+            } else if let Some(directory) = directory_name
+                && directory != name
+            {
+                problems.add(
+                    "name",
+                    format!("`{name}` must equal its directory name `{directory}`"),
+                );
+            }
         }
-        match raw.runtime.as_str() {
-            "wasm" => {}
-            other @ ("node" | "nodejs" | "python" | "go" | "java" | "ruby" | "dotnet") => {
-                return Err(error(
+        let name = name.unwrap_or_default();
+
+        let runtime: Option<String> = problems.require(&mut document, "runtime");
+        match runtime.as_deref() {
+            None | Some("wasm") => {}
+            Some(other @ ("node" | "nodejs" | "python" | "go" | "java" | "ruby" | "dotnet")) => {
+                problems.add(
                     "runtime",
                     format!(
                         "`{other}` is not supported: only `wasm` runs here; compile the function to \
                          WebAssembly with an Extism PDK"
                     ),
-                ));
+                )
             }
-            other => {
-                return Err(error(
-                    "runtime",
-                    format!("`{other}` is not supported: the only runtime is `wasm`"),
-                ));
-            }
+            Some(other) => problems.add(
+                "runtime",
+                format!("`{other}` is not supported: the only runtime is `wasm`"),
+            ),
         }
 
-        let module = match (
-            &raw.module,
-            raw.build.as_ref().and_then(|b| b.output.clone()),
-        ) {
-            (Some(module), _) => module.clone(),
-            (None, Some(output)) => output,
-            (None, None) => format!("{}.wasm", raw.name),
-        };
-        let module_field = if raw.module.is_some() {
-            "module"
-        } else {
-            "build.output"
-        };
-        check_relative_path(&module).map_err(|reason| error(module_field, reason))?;
-
-        let sha256 = match raw.sha256 {
-            Some(digest) => {
-                let digest = digest.to_ascii_lowercase();
-                if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(error(
-                        "sha256",
-                        format!("`{digest}` is not a SHA-256 digest (64 hex digits)"),
-                    ));
-                }
-                Some(digest)
+        let build: Option<Build> = problems
+            .take::<Option<Build>>(&mut document, "build")
+            .flatten();
+        if let Some(build) = &build {
+            if build.command.trim().is_empty() {
+                problems.add("build.command", "must not be empty");
             }
-            None => None,
+            if let Some(output) = &build.output {
+                problems.check("build.output", check_relative_path(output));
+            }
+        }
+        let written_module: Option<String> = problems
+            .take::<Option<String>>(&mut document, "module")
+            .flatten();
+        let module = match (
+            &written_module,
+            build.as_ref().and_then(|b| b.output.clone()),
+        ) {
+            (Some(module), _) => {
+                problems.check("module", check_relative_path(module));
+                module.clone()
+            }
+            (None, Some(output)) => output,
+            (None, None) => format!("{name}.wasm"),
         };
 
-        let entrypoint = raw
-            .entrypoint
-            .unwrap_or_else(|| DEFAULT_ENTRYPOINT.to_string());
-        check_entrypoint(&entrypoint).map_err(|reason| error("entrypoint", reason))?;
+        let sha256 = problems
+            .take::<Option<String>>(&mut document, "sha256")
+            .flatten()
+            .map(|digest| digest.to_ascii_lowercase());
+        if let Some(digest) = &sha256
+            && (digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            problems.add(
+                "sha256",
+                format!("`{digest}` is not a SHA-256 digest (64 hex digits)"),
+            );
+        }
 
-        let timeout = match raw.timeout {
-            Some(text) => {
-                let timeout = parse_duration(&text)
-                    .map_err(|reason| error("timeout", format!("`{text}`: {reason}")))?;
-                if timeout.is_zero() || timeout > MAX_TIMEOUT {
-                    return Err(error(
+        let entrypoint = problems
+            .take::<Option<String>>(&mut document, "entrypoint")
+            .flatten()
+            .unwrap_or_else(|| DEFAULT_ENTRYPOINT.to_string());
+        problems.check("entrypoint", check_entrypoint(&entrypoint));
+
+        let timeout = problems
+            .take::<Option<String>>(&mut document, "timeout")
+            .flatten()
+            .and_then(|text| match parse_duration(&text) {
+                Err(reason) => {
+                    problems.add("timeout", format!("`{text}`: {reason}"));
+                    None
+                }
+                Ok(timeout) if timeout.is_zero() || timeout > MAX_TIMEOUT => {
+                    problems.add(
                         "timeout",
                         format!("`{text}` must be more than 0 and at most 15m"),
-                    ));
+                    );
+                    None
                 }
-                Some(timeout)
-            }
-            None => None,
-        };
+                Ok(timeout) => Some(timeout),
+            });
 
-        let memory_limit = match raw.memory_limit {
-            Some(text) => {
-                let limit = parse_size(&text)
-                    .map_err(|reason| error("memory_limit", format!("`{text}`: {reason}")))?;
-                if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&limit) {
-                    return Err(error(
+        let memory_limit = problems
+            .take::<Option<String>>(&mut document, "memory_limit")
+            .flatten()
+            .map_or(DEFAULT_MEMORY_LIMIT, |text| match parse_size(&text) {
+                Err(reason) => {
+                    problems.add("memory_limit", format!("`{text}`: {reason}"));
+                    DEFAULT_MEMORY_LIMIT
+                }
+                Ok(limit) if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&limit) => {
+                    problems.add(
                         "memory_limit",
                         format!("`{text}` must be between 1MiB and 4GiB"),
-                    ));
+                    );
+                    DEFAULT_MEMORY_LIMIT
                 }
-                limit
-            }
-            None => DEFAULT_MEMORY_LIMIT,
-        };
+                Ok(limit) => limit,
+            });
 
-        if !raw.wasi && !raw.allowed_paths.is_empty() {
-            return Err(error(
+        let instance: InstanceMode = problems.take(&mut document, "instance").unwrap_or_default();
+        let wasi: bool = problems.take(&mut document, "wasi").unwrap_or_default();
+        let allowed_paths: BTreeMap<String, String> = problems
+            .take(&mut document, "allowed_paths")
+            .unwrap_or_default();
+        if !wasi && !allowed_paths.is_empty() {
+            problems.add(
                 "allowed_paths",
-                "grants directories to WASI, so it needs `wasi: true`".to_string(),
-            ));
+                "grants directories to WASI, so it needs `wasi: true`",
+            );
         }
-        for (host, guest) in &raw.allowed_paths {
+        for (host, guest) in &allowed_paths {
             if host.trim_start_matches("ro:").is_empty() || !guest.starts_with('/') {
-                return Err(error(
+                problems.add(
                     "allowed_paths",
                     format!(
                         "`{host}: {guest}` must map a host directory to an absolute guest path"
                     ),
-                ));
+                );
             }
         }
 
-        if raw.fuel == Some(0) {
-            return Err(error("fuel", "must be more than 0".to_string()));
+        let fuel: Option<u64> = problems
+            .take::<Option<u64>>(&mut document, "fuel")
+            .flatten();
+        if fuel == Some(0) {
+            problems.add("fuel", "must be more than 0");
         }
 
-        for (index, host) in raw.allowed_hosts.iter().enumerate() {
-            check_host_pattern(host)
-                .map_err(|reason| error(&format!("allowed_hosts[{index}]"), reason))?;
+        let allowed_hosts: Vec<String> = problems
+            .take(&mut document, "allowed_hosts")
+            .unwrap_or_default();
+        for (index, host) in allowed_hosts.iter().enumerate() {
+            problems.check(format!("allowed_hosts[{index}]"), check_host_pattern(host));
         }
 
-        let max_http_response_bytes = match raw.max_http_response_bytes {
-            Some(text) => {
-                let limit = parse_size(&text).map_err(|reason| {
-                    error("max_http_response_bytes", format!("`{text}`: {reason}"))
-                })?;
-                if !(1..=MAX_MAX_HTTP_RESPONSE_BYTES).contains(&limit) {
-                    return Err(error(
-                        "max_http_response_bytes",
-                        format!("`{text}` must be more than 0 and at most 1GiB"),
-                    ));
+        let max_http_response_bytes = problems
+            .take::<Option<String>>(&mut document, "max_http_response_bytes")
+            .flatten()
+            .map_or(DEFAULT_MAX_HTTP_RESPONSE_BYTES, |text| {
+                match parse_size(&text) {
+                    Err(reason) => {
+                        problems.add("max_http_response_bytes", format!("`{text}`: {reason}"));
+                        DEFAULT_MAX_HTTP_RESPONSE_BYTES
+                    }
+                    Ok(limit) if !(1..=MAX_MAX_HTTP_RESPONSE_BYTES).contains(&limit) => {
+                        problems.add(
+                            "max_http_response_bytes",
+                            format!("`{text}` must be more than 0 and at most 1GiB"),
+                        );
+                        DEFAULT_MAX_HTTP_RESPONSE_BYTES
+                    }
+                    Ok(limit) => limit,
                 }
-                limit
-            }
-            None => DEFAULT_MAX_HTTP_RESPONSE_BYTES,
-        };
+            });
 
         let mut config = BTreeMap::new();
-        for (key, value) in raw.config {
+        let written_config: BTreeMap<String, Value> =
+            problems.take(&mut document, "config").unwrap_or_default();
+        for (key, value) in written_config {
             let value = match value {
-                serde_yaml::Value::String(s) => s,
-                serde_yaml::Value::Bool(b) => b.to_string(),
-                serde_yaml::Value::Number(n) => n.to_string(),
-                serde_yaml::Value::Null => String::new(),
+                Value::String(s) => s,
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                Value::Null => String::new(),
                 _ => {
-                    return Err(error(
-                        &format!("config.{key}"),
-                        "must be a string, number or boolean".to_string(),
-                    ));
+                    problems.add(
+                        format!("config.{key}"),
+                        "must be a string, number or boolean",
+                    );
+                    continue;
                 }
             };
             config.insert(key, value);
         }
 
-        if let Some(build) = &raw.build {
-            if build.command.trim().is_empty() {
-                return Err(error("build.command", "must not be empty".to_string()));
-            }
-            if let Some(output) = &build.output {
-                check_relative_path(output).map_err(|reason| error("build.output", reason))?;
+        let written_hooks: Vec<Value> = problems.take(&mut document, "hooks").unwrap_or_default();
+        let mut hooks = Vec::new();
+        for (index, hook) in written_hooks.into_iter().enumerate() {
+            let field = format!("hooks[{index}]");
+            if let Some(hook) = problems.deserialize::<Hook>(hook, &field) {
+                let before = problems.0.len();
+                check_hook(&hook, &field, &mut problems);
+                if problems.0.len() == before {
+                    hooks.push(hook);
+                }
             }
         }
 
-        for (index, hook) in raw.hooks.iter().enumerate() {
-            check_hook(hook)
-                .map_err(|(field, reason)| error(&format!("hooks[{index}].{field}"), reason))?;
-        }
-
-        Ok(Manifest {
-            name: raw.name,
+        let manifest = Manifest {
+            name,
             module,
             sha256,
             entrypoint,
             timeout,
             memory_limit,
-            instance: raw.instance,
-            wasi: raw.wasi,
-            allowed_paths: raw.allowed_paths,
-            fuel: raw.fuel,
-            allowed_hosts: raw.allowed_hosts,
+            instance,
+            wasi,
+            allowed_paths,
+            fuel,
+            allowed_hosts,
             max_http_response_bytes,
             config,
-            build: raw.build,
-            hooks: raw.hooks,
+            build,
+            hooks,
+        };
+        if problems.0.is_empty() {
+            return Ok(manifest);
+        }
+        let name_is_good = !problems.0.iter().any(|problem| problem.field == "name");
+        Err(ManifestError {
+            file: file.to_string(),
+            problems: problems.0,
+            routable: (name_is_good && is_valid_name(&manifest.name)).then(|| Box::new(manifest)),
         })
     }
 }
@@ -653,16 +815,71 @@ fn check_host_pattern(host: &str) -> Result<(), String> {
     }
 }
 
-fn check_hook(hook: &Hook) -> Result<(), (&'static str, String)> {
-    let not_empty = |field: &'static str, value: &str| {
+/// The event names S3 sends (without their `s3:` prefix), which an S3 hook's globs must reach.
+const S3_EVENT_NAMES: &[&str] = &[
+    "ObjectCreated:Put",
+    "ObjectCreated:Post",
+    "ObjectCreated:Copy",
+    "ObjectCreated:CompleteMultipartUpload",
+    "ObjectRemoved:Delete",
+    "ObjectRemoved:DeleteMarkerCreated",
+    "ObjectRestore:Post",
+    "ObjectRestore:Completed",
+    "ObjectRestore:Delete",
+    "ReducedRedundancyLostObject",
+    "Replication:OperationFailedReplication",
+    "Replication:OperationMissedThreshold",
+    "Replication:OperationReplicatedAfterThreshold",
+    "Replication:OperationNotTracked",
+    "LifecycleExpiration:Delete",
+    "LifecycleExpiration:DeleteMarkerCreated",
+    "LifecycleTransition",
+    "IntelligentTiering",
+    "ObjectTagging:Put",
+    "ObjectTagging:Delete",
+    "ObjectAcl:Put",
+    "TestEvent",
+];
+
+/// Checks an S3 event-name glob: it must reach at least one event S3 sends.
+fn check_s3_event(event: &str) -> Result<(), String> {
+    let name = event.strip_prefix("s3:").unwrap_or(event);
+    let glob = globset::Glob::new(name)
+        .ok()
+        .filter(|_| !name.trim().is_empty())
+        .map(|glob| glob.compile_matcher());
+    match glob {
+        Some(glob) if S3_EVENT_NAMES.iter().any(|known| glob.is_match(known)) => Ok(()),
+        Some(_) => Err(format!(
+            "`{event}` matches no S3 event name; S3 sends ObjectCreated:*, ObjectRemoved:*, \
+             ObjectRestore:*, ObjectTagging:*, ObjectAcl:Put, LifecycleExpiration:*, \
+             LifecycleTransition, IntelligentTiering, Replication:*, ReducedRedundancyLostObject"
+        )),
+        None => Err(format!(
+            "`{event}` must be an event name glob such as ObjectCreated:*"
+        )),
+    }
+}
+
+/// Records every problem of `hook`, written at `at` (`hooks[0]`).
+fn check_hook(hook: &Hook, at: &str, problems: &mut Problems) {
+    let mut not_empty = |field: &str, value: &str| {
         if value.trim().is_empty() {
-            Err((field, "must not be empty".to_string()))
-        } else {
-            Ok(())
+            problems.add(format!("{at}.{field}"), "must not be empty");
         }
     };
+    match hook {
+        Hook::Http(_) => {}
+        Hook::Database(database) => not_empty("source", &database.source),
+        Hook::S3(s3) => not_empty("bucket", &s3.bucket),
+        Hook::Sqs(sqs) => not_empty("queue", &sqs.queue),
+        Hook::Sns(sns) => not_empty("topic", &sns.topic),
+        Hook::Stream(stream) => not_empty("stream", &stream.stream),
+        Hook::Schedule(schedule) => not_empty("rule", &schedule.rule),
+        Hook::Event(event) => not_empty("source", &event.source),
+    }
     if let Some(entrypoint) = hook.entrypoint() {
-        check_entrypoint(entrypoint).map_err(|reason| ("entrypoint", reason))?;
+        problems.check(format!("{at}.entrypoint"), check_entrypoint(entrypoint));
     }
     match hook {
         Hook::Http(http) => {
@@ -673,16 +890,15 @@ fn check_hook(hook: &Hook) -> Result<(), (&'static str, String)> {
                 .unwrap_or_default()
             {
                 if !HTTP_METHODS.contains(&method.to_ascii_uppercase().as_str()) {
-                    return Err((
-                        "method",
+                    problems.add(
+                        format!("{at}.method"),
                         format!("`{method}` is not one of {}", HTTP_METHODS.join(", ")),
-                    ));
+                    );
                 }
             }
-            route_pattern(&http.path).map_err(|reason| ("path", reason))?;
+            problems.check(format!("{at}.path"), route_pattern(&http.path).map(|_| ()));
         }
         Hook::Database(database) => {
-            not_empty("source", &database.source)?;
             for action in database
                 .action
                 .as_ref()
@@ -690,32 +906,20 @@ fn check_hook(hook: &Hook) -> Result<(), (&'static str, String)> {
                 .unwrap_or_default()
             {
                 if !matches!(action.as_str(), "insert" | "update" | "delete") {
-                    return Err((
-                        "action",
+                    problems.add(
+                        format!("{at}.action"),
                         format!("`{action}` is not one of insert, update, delete"),
-                    ));
+                    );
                 }
             }
         }
         Hook::S3(s3) => {
-            not_empty("bucket", &s3.bucket)?;
-            for event in s3.events.iter().flatten() {
-                let name = event.strip_prefix("s3:").unwrap_or(event);
-                if name.trim().is_empty() || globset::Glob::new(name).is_err() {
-                    return Err((
-                        "events",
-                        format!("`{event}` must be an event name glob such as ObjectCreated:*"),
-                    ));
-                }
+            for (index, event) in s3.events.iter().flatten().enumerate() {
+                problems.check(format!("{at}.events[{index}]"), check_s3_event(event));
             }
         }
-        Hook::Sqs(sqs) => not_empty("queue", &sqs.queue)?,
-        Hook::Sns(sns) => not_empty("topic", &sns.topic)?,
-        Hook::Stream(stream) => not_empty("stream", &stream.stream)?,
-        Hook::Schedule(schedule) => not_empty("rule", &schedule.rule)?,
-        Hook::Event(event) => not_empty("source", &event.source)?,
+        _ => {}
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -803,6 +1007,50 @@ hooks:
         assert!(route_pattern("/files/{rest+}/x").is_err());
         assert!(route_pattern("hello").is_err());
         assert!(route_pattern("/a/b{c}").is_err());
+        assert!(route_pattern("/a//b").is_err());
+        assert!(route_pattern("/a/{id}/{id}").is_err());
+        assert!(route_pattern("/a/./b").is_err());
+        assert_eq!(route_pattern("/").unwrap(), "/");
+        assert_eq!(route_pattern("/a/").unwrap(), "/a/");
+    }
+
+    #[test]
+    fn s3_event_globs_must_reach_an_event() {
+        for good in [
+            "*",
+            "s3:*",
+            "ObjectCreated:*",
+            "s3:ObjectRemoved:Delete",
+            "Object*",
+        ] {
+            assert!(check_s3_event(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ObjectCreatd:*",
+            "Nonsense",
+            "",
+            "s3:",
+            "ObjectCreated:Putt",
+            "[bad",
+        ] {
+            assert!(check_s3_event(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "name: Bad\nruntime: node\ntimeout: 0s\nfuel: 0\nextra: 1\n";
+        let error = Manifest::parse(text, "f", None).unwrap_err();
+        let fields: Vec<&str> = error.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["extra", "name", "runtime", "timeout", "fuel"]);
+        assert_eq!(error.lines().len(), 5);
+        assert!(error.lines()[0].starts_with("f: extra: unknown field `extra`"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("f: extra: unknown field `extra`")
+        );
+        assert!(error.to_string().contains("; fuel: must be more than 0"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::{Lambda, ROOT, Store, assert_error, constant_plugin, event};
 use serde_json::{Value, json};
@@ -228,5 +229,57 @@ fn direct_invocations_run_any_extism_plugin_unchanged() {
     assert_eq!(
         lambda.call("echo", json!("still here")),
         json!("still here")
+    );
+}
+
+#[test]
+fn a_function_whose_manifest_is_broken_answers_its_routes_with_its_error() {
+    let store = http_store();
+    // Two bad fields, two good hooks, one bad hook; one hook a serving function already owns.
+    store.add_wat(
+        "broken",
+        &constant_plugin("never served"),
+        "timeout: 0s\nfuel: lots\nhooks:\n  - {type: http, method: GET, path: /broken}\n  - {type: http, path: /hello/world}\n  - {type: sqs, queue: SQSQueue}\n  - {type: http, path: /a//b}\n",
+    );
+    let lambda = Lambda::start(store.path(), &[]);
+
+    let answer = lambda.invoke(&v2_get("/broken"));
+    assert_eq!(answer["statusCode"], 500, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["errorType"], "ManifestInvalid", "{body}");
+    assert_eq!(body["errorMessage"], "the function is unavailable");
+    let request_id = body["requestId"].as_str().unwrap().to_string();
+    assert!(
+        !answer["body"].as_str().unwrap().contains("manifest.yaml"),
+        "a public caller learns no file: {answer}"
+    );
+    // The log has every problem, under the request id.
+    common::eventually(Duration::from_secs(5), "the error in the log", || {
+        lambda.logs().lines().any(|line| {
+            line.contains(&request_id)
+                && line.contains("timeout: `0s`")
+                && line.contains("fuel: invalid type")
+        })
+    });
+
+    // A serving function keeps its route; a path nothing claims is still a 404.
+    assert_eq!(
+        lambda.invoke(&v2_get("/hello/world"))["body"],
+        "exactly /hello/world"
+    );
+    assert_eq!(lambda.invoke(&v2_get("/nothing"))["statusCode"], 404);
+
+    // A record for it is failed with the manifest's error (the source keeps it), not unrouted.
+    assert_eq!(
+        lambda.invoke(&event("sqs-unhooked-queue.json")),
+        json!({"batchItemFailures": [{"itemIdentifier": "MessageID_1"}]})
+    );
+    common::eventually(
+        Duration::from_secs(5),
+        "the record's error in the log",
+        || {
+            let logs = lambda.logs();
+            logs.contains("ManifestInvalid") && logs.contains("MessageID_1")
+        },
     );
 }

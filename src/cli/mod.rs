@@ -48,7 +48,11 @@ pub async fn routes(dir: &Path) -> Result<(String, Vec<String>), String> {
         }
     }
     rows.sort_by_key(|row| (kind_order(&row[0]), row[1].clone()));
-    let mut problems: Vec<String> = snapshot.invalid.values().cloned().collect();
+    let mut problems: Vec<String> = snapshot
+        .invalid
+        .values()
+        .flat_map(|invalid| invalid.problems.iter().cloned())
+        .collect();
     let (_, conflicts) =
         RouteTable::build(snapshot.functions.values().map(|e| e.manifest.as_ref()));
     problems.extend(conflicts.into_iter().map(|c| {

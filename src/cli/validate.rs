@@ -56,8 +56,10 @@ pub async fn validate(dir: &Path, template: Option<&Path>) -> Result<Report, Str
         .map_err(|error| error.to_string())?;
 
     let mut report = Report::default();
-    for (name, reason) in &snapshot.invalid {
-        report.problem(name, reason.clone());
+    for (name, invalid) in &snapshot.invalid {
+        for problem in &invalid.problems {
+            report.problem(name, problem.clone());
+        }
     }
     for (name, entry) in &snapshot.functions {
         report.functions.entry(name.clone()).or_default();
