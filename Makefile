@@ -83,7 +83,8 @@ lint:
 	python3 vendor/patches/vendor.py check
 	python3 vendor/patches/wasmtime_support.py
 	cargo fmt --check
-	@for dir in functions/*/ tests/plugins/*/; do (cd $$dir && cargo fmt --check) || exit 1; done
+	@for dir in functions/*/ tests/plugins/*/ sdk/; do (cd $$dir && cargo fmt --check) || exit 1; done
+	cd sdk && cargo clippy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 
 fmt:

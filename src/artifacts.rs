@@ -77,9 +77,15 @@ impl fmt::Display for ArtifactKey {
 /// Instances are initialised eagerly (data segments copied, tables filled) rather than on first
 /// touch: the work then happens when an instance is made, which for `instance: fresh` is off the
 /// critical path, instead of during its call.
+///
+/// No wasm backtrace is captured on a trap: the modules are stripped, so it would list only
+/// function numbers, in every error message, at the cost of a stack walk per trap.
 pub fn wasmtime_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
-    config.memory_init_cow(false).table_lazy_init(false);
+    config
+        .memory_init_cow(false)
+        .table_lazy_init(false)
+        .wasm_backtrace_max_frames(None);
     config
 }
 

@@ -23,6 +23,9 @@ pub const ENV_FUNCTIONS_PREFIX: &str = "FUNCTIONS_PREFIX";
 pub const ENV_FUNCTIONS_DIR: &str = "FUNCTIONS_DIR";
 pub const ENV_CACHE_MAX_BYTES: &str = "CACHE_MAX_BYTES";
 pub const ENV_REVALIDATE_AFTER: &str = "REVALIDATE_AFTER";
+
+/// How long a manifest read from S3 is trusted by default.
+pub const DEFAULT_S3_REVALIDATE_AFTER: Duration = Duration::from_secs(30);
 pub const ENV_DEADLINE_MARGIN: &str = "DEADLINE_MARGIN";
 pub const ENV_PREWARM: &str = "PREWARM";
 pub const ENV_ALLOW_PRIVATE_EGRESS: &str = "ALLOW_PRIVATE_EGRESS";
@@ -124,7 +127,7 @@ impl Config {
         };
 
         let default_revalidate = match store {
-            StoreLocation::S3 { .. } => Duration::from_secs(30),
+            StoreLocation::S3 { .. } => DEFAULT_S3_REVALIDATE_AFTER,
             StoreLocation::Directory(_) => Duration::ZERO,
         };
         let revalidate_after = match get(ENV_REVALIDATE_AFTER) {

@@ -54,6 +54,12 @@ const BROKEN_AFTER: Duration = Duration::from_secs(1);
 /// How much earlier than the call its outbound HTTP requests must end, at most.
 const EGRESS_MARGIN: Duration = Duration::from_millis(100);
 
+/// How many of a module's exported functions an unknown entrypoint's error lists.
+const MAX_LISTED_EXPORTS: usize = 20;
+
+/// The trap a Rust panic ends in on `wasm32` (panics abort).
+const UNREACHABLE: &str = "wasm trap: wasm `unreachable` instruction executed";
+
 /// The largest output a call may return: Lambda's limit for a synchronous response (6 MB).
 pub const MAX_OUTPUT_BYTES: usize = 6 * 1024 * 1024;
 
@@ -209,17 +215,44 @@ impl CompiledFunction {
     ) -> Result<CompiledFunction, Error> {
         let started = Instant::now();
         let (compiled, host) = build(&manifest, &module, &options)?;
+        let invalid = |reason: String| Error::ModuleInvalid {
+            function: manifest.name.clone(),
+            reason,
+        };
+        let main = compiled.main_module();
+        if !manifest.wasi
+            && let Some(import) = main.into_iter().flat_map(|m| m.imports()).find(|import| {
+                import.module().starts_with("wasi_snapshot_preview1")
+                    || import.module().starts_with("wasi_unstable")
+            })
+        {
+            return Err(invalid(format!(
+                "imports WASI (`{}::{}`) but the manifest has `wasi: false`: set `wasi: true`, or \
+                 build for wasm32-unknown-unknown",
+                import.module(),
+                import.name()
+            )));
+        }
         let plugin = instantiate(&manifest, &compiled, options.cache_root.as_deref())?;
         let entrypoints = std::iter::once(manifest.entrypoint.as_str())
             .chain(manifest.hooks.iter().filter_map(|hook| hook.entrypoint()));
         for entrypoint in entrypoints {
             if !plugin.function_exists(entrypoint) {
-                return Err(Error::ModuleInvalid {
-                    function: manifest.name.clone(),
-                    reason: format!(
-                        "entrypoint `{entrypoint}` is not an exported function of the module"
-                    ),
-                });
+                let exports: Vec<String> = main
+                    .into_iter()
+                    .flat_map(|m| m.exports())
+                    .filter(|export| matches!(export.ty(), wasmtime::ExternType::Func(_)))
+                    .map(|export| format!("`{}`", export.name()))
+                    .filter(|name| !name.starts_with("`_") && !name.starts_with("`__"))
+                    .take(MAX_LISTED_EXPORTS)
+                    .collect();
+                let listed = match exports.is_empty() {
+                    true => "it exports no functions".to_string(),
+                    false => format!("it exports {}", exports.join(", ")),
+                };
+                return Err(invalid(format!(
+                    "entrypoint `{entrypoint}` is not an exported function of the module ({listed})"
+                )));
             }
         }
         let weight = weigh(&compiled, &manifest).min(u32::MAX as u64) as u32;
@@ -526,7 +559,23 @@ impl CompiledFunction {
         if root.starts_with("wasm trap") {
             return Error::FunctionTrap {
                 function,
-                reason: root,
+                reason: match root.as_str() {
+                    // What a Rust panic is without the guest SDK's panic hook.
+                    UNREACHABLE => format!(
+                        "{root} (a Rust panic, if the function is in Rust: link wasm-lambda-sdk \
+                         for its message)"
+                    ),
+                    _ => root,
+                },
+            };
+        }
+        // The guest set its error and then trapped: the SDK's panic hook, before a panic aborts.
+        if let [trap, .., _] = error.chain().collect::<Vec<_>>()[..]
+            && trap.to_string().starts_with("wasm trap")
+        {
+            return Error::FunctionTrap {
+                function,
+                reason: bounded(root),
             };
         }
         Error::FunctionError {

@@ -36,6 +36,7 @@ pub mod deliver;
 pub mod egress;
 pub mod error;
 pub mod event;
+pub mod history;
 pub mod host;
 pub mod invoke;
 pub mod manifest;

@@ -3,9 +3,9 @@
 //! For each function: the manifest is validated, the module uploaded content-addressed as
 //! `<name>/<sha256>.wasm` (skipped when already there), and only then the manifest, rewritten to
 //! name that module and its digest. A reader therefore never sees a manifest pointing at a
-//! missing or half-written module, and a module once published never changes.
+//! missing or half-written module, and a module once published never changes. Each manifest made
+//! current is also recorded as a version (see `history.rs`: versions, rollback, prune).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::store::{
-    FunctionStore, IndexedManifest, ManifestIndex, S3Store, StoreError, Version, function_dirs,
+    FunctionStore, IndexedManifest, ManifestIndex, S3Store, StoreError, function_dirs,
     read_manifest,
 };
 
@@ -112,6 +112,14 @@ fn s3_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
 }
 
 impl Target {
+    /// The store `s3://<bucket>/<prefix>`; the prefix gets its trailing `/`.
+    pub fn new(bucket: String, mut prefix: String) -> Target {
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Target { bucket, prefix }
+    }
+
     fn key(&self, name: &str, file: &str) -> String {
         format!("{}{name}/{file}", self.prefix)
     }
@@ -173,6 +181,8 @@ impl Target {
 
         let manifest = rewrite(&function.text, &digest)
             .map_err(|e| format!("{}: {e}", function.dir.join(MANIFEST_FILE).display()))?;
+        // Recorded first, so the manifest that becomes current is always among the versions.
+        self.record_version(client, name, &manifest).await?;
         let manifest_key = self.key(name, MANIFEST_FILE);
         client
             .put_object()
@@ -238,58 +248,6 @@ impl Target {
         store.write_index(&index).await.map_err(|e| e.to_string())?;
         Ok(index.manifests.len())
     }
-
-    /// Deletes modules (`<name>/*.wasm`) that no manifest under the prefix references.
-    /// Returns the deleted keys.
-    pub async fn prune(&self, client: &Client) -> Result<Vec<String>, String> {
-        let store = S3Store::new(client.clone(), &self.bucket, &self.prefix);
-        let objects = store.objects().await.map_err(|e| e.to_string())?;
-        let mut referenced = BTreeSet::new();
-        for (name, _, _) in objects.iter().filter(|(_, file, _)| file == MANIFEST_FILE) {
-            let stored = match store.read(name, MANIFEST_FILE, None).await {
-                Ok(stored) => stored.expect("a read without a known version returns content"),
-                // Deleted meanwhile: keep its modules; a later prune removes them.
-                Err(StoreError::NotFound(_)) => {
-                    referenced.extend(modules(&objects, Some(name)));
-                    continue;
-                }
-                Err(error) => return Err(error.to_string()),
-            };
-            let text = String::from_utf8_lossy(&stored.bytes);
-            match Manifest::parse(&text, &store.locate(name, MANIFEST_FILE), Some(name)) {
-                Ok(manifest) => {
-                    referenced.insert((name.clone(), manifest.module));
-                }
-                // A manifest that does not parse references nothing we can know: keep its modules.
-                Err(_) => referenced.extend(modules(&objects, Some(name))),
-            }
-        }
-        let mut deleted = Vec::new();
-        for module in modules(&objects, None) {
-            if referenced.contains(&module) {
-                continue;
-            }
-            let key = store.key(&module.0, &module.1);
-            client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| s3_error(&self.url(&key), e))?;
-            deleted.push(key);
-        }
-        Ok(deleted)
-    }
-}
-
-/// The module objects, `(function, file)`, of `owner` or of every function.
-fn modules(objects: &[(String, String, Version)], owner: Option<&str>) -> Vec<(String, String)> {
-    objects
-        .iter()
-        .filter(|(name, file, _)| file.ends_with(".wasm") && owner.is_none_or(|o| o == name))
-        .map(|(name, file, _)| (name.clone(), file.clone()))
-        .collect()
 }
 
 /// The manifest text with `module` and `sha256` naming the published module.

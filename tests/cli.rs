@@ -39,6 +39,15 @@ fn copy_function(name: &str, store: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
+    // The copy names the guest SDK where it is, not relative to `functions/`.
+    let cargo = store.join(name).join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo).unwrap();
+    let sdk = Path::new(ROOT).join("sdk");
+    std::fs::write(
+        &cargo,
+        text.replace("\"../../sdk\"", &format!("{:?}", sdk.to_str().unwrap())),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -299,6 +308,9 @@ fn every_command_has_help_and_documents_exit_codes() {
         vec!["routes", "--help"],
         vec!["new", "--help"],
         vec!["publish", "--help"],
+        vec!["prune", "--help"],
+        vec!["versions", "--help"],
+        vec!["rollback", "--help"],
     ] {
         let (code, stdout, _) = cli(&command);
         assert_eq!(code, 0, "{command:?}");

@@ -427,7 +427,14 @@ fn publish_validates_first_skips_present_modules_and_prunes() {
     v2.add_wat("version", &constant_plugin("\"v2\""), "");
     let (ok, stdout, stderr) = s3.publish(
         BUCKET,
-        &["--prefix", "prod/", "--prune", v2.path().to_str().unwrap()],
+        &[
+            "--prefix",
+            "prod/",
+            "--prune",
+            "--keep",
+            "0s",
+            v2.path().to_str().unwrap(),
+        ],
     );
     assert!(ok, "{stderr}");
     assert_eq!(
@@ -837,4 +844,107 @@ fn publish_refuses_what_validate_refuses_and_routes_already_published() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("warning: route"), "{stderr}");
     assert!(keys().iter().any(|key| key == "rival/manifest.yaml"));
+}
+
+/// `wasm-lambda <command> --bucket functions args...` against `s3`: (exit code, stdout, stderr).
+fn cli_on(s3: &S3Server, command: &str, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
+        .arg(command)
+        .args(args)
+        .args(["--bucket", BUCKET])
+        .envs(s3.env())
+        .env_remove("REVALIDATE_AFTER")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn prune_keeps_what_environments_may_need_and_rollback_restores_a_version() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let publish_version = |text: &str, extra: &[&str]| {
+        let store = Store::new();
+        store.add_wat("version", &constant_plugin(&format!("\"{text}\"")), "");
+        let module = std::fs::read(store.path().join("version/version.wasm")).unwrap();
+        let mut args: Vec<&str> = extra.to_vec();
+        args.push(store.path().to_str().unwrap());
+        let (ok, stdout, stderr) = s3.publish(BUCKET, &args);
+        assert!(ok, "{stdout}{stderr}");
+        (
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&module)),
+            stdout,
+        )
+    };
+    let (v1, _) = publish_version("v1", &[]);
+    // A prune right after a publish keeps the module that served until a moment ago (the
+    // default window is REVALIDATE_AFTER, 30s).
+    let (v2, stdout) = publish_version("v2", &["--prune"]);
+    assert!(stdout.contains("pruned 0 objects"), "{stdout}");
+    let v1_key = format!("version/{v1}.wasm");
+    let v2_key = format!("version/{v2}.wasm");
+    assert!(bucket_keys(&s3).contains(&v1_key));
+
+    let lambda = lambda_on(&s3, &[("REVALIDATE_AFTER", "100ms")]);
+    assert_eq!(lambda.call("version", Value::Null), json!("v2"));
+    // Its compiled bundle, which carries the module too, is shared through the store.
+    let bundle = format!(
+        "_compiled/{}",
+        wasm_lambda::artifacts::ArtifactKey::new(&v2, false)
+    );
+    eventually(Duration::from_secs(30), "v2's bundle in the store", || {
+        bucket_keys(&s3).contains(&bundle)
+    });
+
+    let (code, stdout, stderr) = cli_on(&s3, "versions", &["version"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].contains(&v1[..12]) && !lines[0].contains("current"));
+    assert!(lines[1].contains(&v2[..12]) && lines[1].ends_with("current"));
+
+    // Back to the previous version: every environment switches at its next revalidation.
+    let (code, stdout, stderr) = cli_on(&s3, "rollback", &["version"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("module {}", &v1[..12])),
+        "{stdout}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the rolled-back version serving",
+        || lambda.call("version", Value::Null) == json!("v1"),
+    );
+    let (_, stdout, _) = cli_on(&s3, "versions", &["version"]);
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+
+    // With no window, what is not current goes: v2's module, its bundle, the old records.
+    let (code, stdout, stderr) = cli_on(&s3, "prune", &["--keep", "0s"]);
+    assert_eq!(code, 0, "{stderr}");
+    let keys = bucket_keys(&s3);
+    assert!(!keys.contains(&v2_key), "{keys:#?}");
+    assert!(!keys.contains(&bundle), "{keys:#?}");
+    assert!(keys.contains(&v1_key), "{keys:#?}");
+    assert!(
+        stdout.contains(&format!("pruned s3://{BUCKET}/{v2_key}")),
+        "{stdout}"
+    );
+    let (_, stdout, _) = cli_on(&s3, "versions", &["version"]);
+    assert_eq!(stdout.lines().count(), 2, "only the current one: {stdout}");
+    let (code, _, stderr) = cli_on(&s3, "rollback", &["version", &v2[..8]]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no version"), "{stderr}");
+    let (code, _, stderr) = cli_on(&s3, "rollback", &["version"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no earlier version"), "{stderr}");
+    assert_eq!(lambda.call("version", Value::Null), json!("v1"));
+
+    // `invoke` runs a function from the bucket as well as from a directory.
+    let (code, stdout, stderr) = cli_on(&s3, "invoke", &["version"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "\"v1\"");
 }

@@ -378,6 +378,62 @@ fn a_trap_in_the_middle_of_a_batch_fails_only_that_record() {
 }
 
 #[test]
+fn a_panic_reports_its_message_a_missing_entrypoint_the_exports_and_wasi_the_flag() {
+    let store = store_with_echo();
+    hostile(&store, "panicker", "crash_on_boom", "");
+    hostile(&store, "bare", "crash_bare", "");
+    hostile(&store, "misnamed", "no_such_export", "");
+    store.add_module("no-wasi", &hostile_wasm(), "entrypoint: crash_bare\n");
+    let lambda = Lambda::start(store.path(), &[]);
+
+    // With the SDK's hook: the message and where, in the error and the log.
+    let answer = lambda.call("panicker", json!("boom"));
+    assert_error(
+        &answer,
+        "FunctionTrap",
+        "function `panicker` trapped: panicked at src/lib.rs:",
+    );
+    let message = answer["errorMessage"].as_str().unwrap();
+    assert!(message.ends_with(": went boom"), "{answer}");
+    assert!(
+        !message.contains('\n') && !message.contains("backtrace"),
+        "one line, no wasm backtrace: {message}"
+    );
+    lambda.wait_for_log("went boom", Duration::from_secs(5));
+    // Without it: the trap, and what it probably was.
+    assert_error(
+        &lambda.call("bare", Value::Null),
+        "FunctionTrap",
+        "a Rust panic, if the function is in Rust: link wasm-lambda-sdk",
+    );
+    let missing = lambda.call("misnamed", Value::Null);
+    assert_error(
+        &missing,
+        "ModuleInvalid",
+        "entrypoint `no_such_export` is not an exported function of the module (it exports ",
+    );
+    assert!(
+        missing["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("`crash_on_boom`"),
+        "{missing}"
+    );
+    assert_error(
+        &lambda.call("no-wasi", Value::Null),
+        "ModuleInvalid",
+        "imports WASI (`wasi_snapshot_preview1::",
+    );
+    assert!(
+        lambda.call("no-wasi", Value::Null)["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("but the manifest has `wasi: false`"),
+    );
+    healthy(&lambda);
+}
+
+#[test]
 fn extism_vars_never_cross_functions() {
     let store = store_with_echo();
     hostile(&store, "keeper", "swap_secret", "instance: reuse\n");

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 use wasm_lambda::cli::{self, Invocation};
 use wasm_lambda::config::{Config, StoreLocation, parse_duration};
+use wasm_lambda::publish::Target;
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 the command ran and found problems or failed; \
                           2 bad usage, or input that could not be read.";
@@ -67,6 +68,13 @@ enum Command {
         /// The function directory.
         #[arg(long, env = "FUNCTIONS_DIR", default_value = "functions")]
         dir: PathBuf,
+        /// Run it from this S3 functions bucket instead (as published; AWS credentials and
+        /// region from the environment, `AWS_ENDPOINT_URL` for an S3-compatible server).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Key prefix inside the bucket (`prod/`); with `--bucket`.
+        #[arg(long, requires = "bucket", default_value = "")]
+        prefix: String,
         /// The Lambda timeout to run with.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: Duration,
@@ -87,18 +95,19 @@ enum Command {
         #[arg(long, default_value = "functions")]
         dir: PathBuf,
     },
-    /// Publish functions to an S3 store: each module content-addressed first, then its manifest.
+    /// Publish functions to an S3 store: each module content-addressed first, then its manifest;
+    /// each version is recorded (see `versions`, `rollback`).
     #[command(after_help = EXIT_CODES)]
     Publish {
-        /// The functions bucket.
-        #[arg(long, env = "FUNCTIONS_BUCKET")]
-        bucket: String,
-        /// Key prefix inside the bucket (`prod/`).
-        #[arg(long, env = "FUNCTIONS_PREFIX", default_value = "")]
-        prefix: String,
-        /// Afterwards, delete modules that no manifest in the store references.
+        #[command(flatten)]
+        store: BucketArgs,
+        /// Afterwards, prune the store as `prune` does.
         #[arg(long)]
         prune: bool,
+        /// With --prune: keep every version current within this window [default:
+        /// REVALIDATE_AFTER, else 30s].
+        #[arg(long, requires = "prune", value_parser = parse_duration)]
+        keep: Option<Duration>,
         /// Publish even when a route is already served by another published function (the
         /// conflict is reported as a warning; the router keeps one of the two).
         #[arg(long)]
@@ -107,6 +116,54 @@ enum Command {
         #[arg(default_values = ["functions"])]
         dirs: Vec<PathBuf>,
     },
+    /// Delete the versions, modules and compiled bundles of an S3 store that no environment can
+    /// still need: every function keeps its current version and each one current within --keep.
+    #[command(after_help = EXIT_CODES)]
+    Prune {
+        #[command(flatten)]
+        store: BucketArgs,
+        /// Keep every version current within this window [default: REVALIDATE_AFTER, else 30s].
+        #[arg(long, value_parser = parse_duration)]
+        keep: Option<Duration>,
+    },
+    /// List a function's published versions, oldest first, with when each was published and
+    /// its module.
+    #[command(after_help = EXIT_CODES)]
+    Versions {
+        /// The function.
+        name: String,
+        #[command(flatten)]
+        store: BucketArgs,
+    },
+    /// Make an earlier version of a function current again (environments switch within
+    /// REVALIDATE_AFTER).
+    #[command(after_help = EXIT_CODES)]
+    Rollback {
+        /// The function.
+        name: String,
+        /// A version id from `versions` (or a unique start of one), or the start of its module
+        /// digest [default: the newest version unlike the current one].
+        version: Option<String>,
+        #[command(flatten)]
+        store: BucketArgs,
+    },
+}
+
+/// An S3 function store.
+#[derive(clap::Args)]
+struct BucketArgs {
+    /// The functions bucket.
+    #[arg(long, env = "FUNCTIONS_BUCKET")]
+    bucket: String,
+    /// Key prefix inside the bucket (`prod/`).
+    #[arg(long, env = "FUNCTIONS_PREFIX", default_value = "")]
+    prefix: String,
+}
+
+impl BucketArgs {
+    fn target(self) -> Target {
+        Target::new(self.bucket, self.prefix)
+    }
 }
 
 #[tokio::main]
@@ -131,8 +188,16 @@ async fn main() -> ExitCode {
             input,
             event,
             dir,
+            bucket,
+            prefix,
             timeout,
-        } => invoke(&name, input, event, dir, timeout).await,
+        } => {
+            let store = match bucket {
+                Some(bucket) => StoreLocation::S3 { bucket, prefix },
+                None => StoreLocation::Directory(dir),
+            };
+            invoke(&name, input, event, store, timeout).await
+        }
         Command::Routes { dir } => routes(&dir).await,
         Command::New { name, dir } => match cli::scaffold::new_function(&dir, &name) {
             Ok(root) => {
@@ -146,12 +211,22 @@ async fn main() -> ExitCode {
             Err(error) => usage_error(&error),
         },
         Command::Publish {
-            bucket,
-            prefix,
+            store,
             prune,
+            keep,
             allow_route_conflicts,
             dirs,
-        } => cli::publish::publish(bucket, prefix, prune, allow_route_conflicts, dirs).await,
+        } => {
+            let prune = prune.then_some(keep);
+            cli::publish::publish(store.target(), prune, allow_route_conflicts, dirs).await
+        }
+        Command::Prune { store, keep } => cli::publish::prune(store.target(), keep).await,
+        Command::Versions { name, store } => cli::publish::versions(store.target(), &name).await,
+        Command::Rollback {
+            name,
+            version,
+            store,
+        } => cli::publish::rollback(store.target(), &name, version.as_deref()).await,
     }
 }
 
@@ -203,7 +278,7 @@ async fn invoke(
     name: &str,
     input: Option<String>,
     event: Option<PathBuf>,
-    dir: PathBuf,
+    store: StoreLocation,
     timeout: Duration,
 ) -> ExitCode {
     // The answer goes to stdout; logs, as the bootstrap writes them, to stderr.
@@ -239,10 +314,12 @@ async fn invoke(
         Ok(config) => config,
         Err(error) => return usage_error(&error.to_string()),
     };
-    if !dir.is_dir() {
+    if let StoreLocation::Directory(dir) = &store
+        && !dir.is_dir()
+    {
         return usage_error(&format!("--dir {}: not a directory", dir.display()));
     }
-    config.store = StoreLocation::Directory(dir);
+    config.store = store;
     match cli::invoke(config, name, invocation, timeout).await {
         Ok((answer, ok)) => {
             println!(

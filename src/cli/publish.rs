@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cache::PluginCache;
 use crate::catalog::Catalog;
+use crate::config::{DEFAULT_S3_REVALIDATE_AFTER, ENV_REVALIDATE_AFTER, parse_duration};
 use crate::invoke::{CompileOptions, CompiledFunction};
 use crate::manifest::Manifest;
 use crate::publish::{LocalFunction, Target};
@@ -40,17 +41,21 @@ macro_rules! warn_user {
     }};
 }
 
-/// Exits 0 when every function was published, 1 when any failed, 2 on bad input.
+/// Exits 0 when every function was published, 1 when any failed, 2 on bad input. `prune`:
+/// afterwards, prune with this keep window (`None` inside: the default).
 pub async fn publish(
-    bucket: String,
-    mut prefix: String,
-    prune: bool,
+    target: Target,
+    prune: Option<Option<Duration>>,
     allow_route_conflicts: bool,
     dirs: Vec<PathBuf>,
 ) -> ExitCode {
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
+    let prune = match prune.map(keep_window).transpose() {
+        Ok(prune) => prune,
+        Err(error) => {
+            warn_user!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let functions = match crate::publish::discover(&dirs) {
         Ok(functions) => functions,
         Err(problems) => {
@@ -61,7 +66,6 @@ pub async fn publish(
             return ExitCode::from(2);
         }
     };
-    let target = Target { bucket, prefix };
     let client = client_from_env().await;
     // What `validate` refuses is refused here, before anything is uploaded: every module
     // compiles and exports its entrypoints, and no route is already another function's.
@@ -138,21 +142,115 @@ pub async fn publish(
         );
         return ExitCode::FAILURE;
     }
-    if prune {
-        match target.prune(&client).await {
-            Ok(deleted) => {
-                for key in deleted {
-                    say!("pruned s3://{}/{key}", target.bucket);
-                }
-            }
-            Err(error) => {
-                warn_user!("error: prune: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
+    if let Some(keep) = prune
+        && !pruned(&target, &client, keep).await
+    {
+        return ExitCode::FAILURE;
     }
     // The functions are published either way; without a current index a cold bootstrap reads
     // each manifest itself.
+    match target.write_index(&client).await {
+        Ok(count) => say!("indexed {count} manifests"),
+        Err(error) => warn_user!("warning: manifest index not written: {error}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// The keep window of a prune: `keep`, else `REVALIDATE_AFTER` (how long an environment trusts
+/// a manifest it read), else its default for S3.
+fn keep_window(keep: Option<Duration>) -> Result<Duration, String> {
+    if let Some(keep) = keep {
+        return Ok(keep);
+    }
+    match std::env::var(ENV_REVALIDATE_AFTER) {
+        Ok(value) => parse_duration(&value)
+            .map_err(|reason| format!("{ENV_REVALIDATE_AFTER}={value:?} is invalid: {reason}")),
+        Err(_) => Ok(DEFAULT_S3_REVALIDATE_AFTER),
+    }
+}
+
+/// Prunes `target`, saying what went: whether it all went well.
+async fn pruned(target: &Target, client: &aws_sdk_s3::Client, keep: Duration) -> bool {
+    match target.prune(client, keep).await {
+        Ok(deleted) => {
+            for key in &deleted {
+                say!("pruned s3://{}/{key}", target.bucket);
+            }
+            say!(
+                "pruned {} objects, keeping every version current within {}",
+                deleted.len(),
+                humantime::format_duration(keep)
+            );
+            true
+        }
+        Err(error) => {
+            warn_user!("error: prune: {error}");
+            false
+        }
+    }
+}
+
+/// `wasm-lambda prune`: 0 when done, 1 when the store failed.
+pub async fn prune(target: Target, keep: Option<Duration>) -> ExitCode {
+    let keep = match keep_window(keep) {
+        Ok(keep) => keep,
+        Err(error) => {
+            warn_user!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = client_from_env().await;
+    if !pruned(&target, &client, keep).await {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// `wasm-lambda versions NAME`: one line per version, oldest first, the current one marked.
+pub async fn versions(target: Target, name: &str) -> ExitCode {
+    let client = client_from_env().await;
+    let versions = match target.versions(&client, name).await {
+        Ok(versions) => versions,
+        Err(error) => {
+            warn_user!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if versions.is_empty() {
+        warn_user!(
+            "error: {name}: no versions are recorded in s3://{}/{} (publish it first)",
+            target.bucket,
+            target.prefix
+        );
+        return ExitCode::FAILURE;
+    }
+    say!("{:<26}{:<14}", "VERSION", "MODULE");
+    let last = versions.len() - 1;
+    for (index, version) in versions.iter().enumerate() {
+        say!(
+            "{:<26}{:<14}{}",
+            version.id,
+            &version.module[..version.module.len().min(12)],
+            if index == last { "current" } else { "" }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `wasm-lambda rollback NAME [VERSION]`.
+pub async fn rollback(target: Target, name: &str, version: Option<&str>) -> ExitCode {
+    let client = client_from_env().await;
+    match target.rollback(&client, name, version).await {
+        Ok(restored) => say!(
+            "rolled {name} back to {} (module {}); environments switch within REVALIDATE_AFTER",
+            restored.id,
+            &restored.module[..restored.module.len().min(12)]
+        ),
+        Err(error) => {
+            warn_user!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
     match target.write_index(&client).await {
         Ok(count) => say!("indexed {count} manifests"),
         Err(error) => warn_user!("warning: manifest index not written: {error}"),

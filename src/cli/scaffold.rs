@@ -1,5 +1,6 @@
-//! `wasm-lambda new NAME`: a Rust function crate on `extism-pdk` with its manifest, ready to
-//! build (`wasm-lambda build`) and to pass `wasm-lambda validate`.
+//! `wasm-lambda new NAME`: a Rust function crate on `extism-pdk` and the guest SDK
+//! (`wasm-lambda-sdk`, from this repository's `sdk/`) with its manifest, ready to build
+//! (`wasm-lambda build`) and to pass `wasm-lambda validate`.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,7 @@ pub fn new_function(dir: &Path, name: &str) -> Result<PathBuf, String> {
         library if library.starts_with(|c: char| c.is_ascii_digit()) => format!("f_{library}"),
         library => library,
     };
+    let sdk = sdk_path(&root);
     let files = [
         (
             "Cargo.toml",
@@ -39,6 +41,7 @@ crate-type = ["cdylib"]
 [dependencies]
 extism-pdk = "1"
 serde_json = "1"
+wasm-lambda-sdk = {{ path = "{sdk}" }}
 
 # A function is its own crate.
 [workspace]
@@ -76,6 +79,7 @@ hooks:
 
 use extism_pdk::*;
 use serde_json::{{Value, json}};
+use wasm_lambda_sdk as _; // a panic's message reaches the caller and the log
 
 #[plugin_fn]
 pub fn handle(Json(request): Json<Value>) -> FnResult<Json<Value>> {{
@@ -100,3 +104,34 @@ pub fn handle(Json(request): Json<Value>) -> FnResult<Json<Value>> {{
     }
     Ok(root)
 }
+
+/// The guest SDK's directory as the new crate at `root` should name it: relative when both are
+/// in one tree (a function beside the examples in this repository), else absolute.
+fn sdk_path(root: &Path) -> String {
+    let sdk = Path::new(SDK_DIR);
+    let absolute = |path: &Path| {
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .components()
+            .collect::<PathBuf>()
+    };
+    let (sdk, root) = (absolute(sdk), absolute(root));
+    let common = sdk
+        .components()
+        .zip(root.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let path = if common > 1 {
+        let up = root.components().count() - common;
+        let mut relative: PathBuf = std::iter::repeat_n("..", up).collect();
+        relative.extend(sdk.components().skip(common));
+        relative
+    } else {
+        sdk
+    };
+    path.to_string_lossy().replace('\\', "/")
+}
+
+/// Where the guest SDK's sources are: `sdk/` of the tree this CLI was built from (the SDK is
+/// not on crates.io).
+const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk");

@@ -8,7 +8,9 @@ mod dir;
 mod s3;
 
 pub use dir::{DirStore, function_dirs, read_manifest};
-pub use s3::{IndexedManifest, MANIFEST_INDEX, ManifestIndex, S3Store, client_from_env};
+pub use s3::{
+    ARTIFACTS_DIR, IndexedManifest, MANIFEST_INDEX, ManifestIndex, S3Store, client_from_env,
+};
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 
 use extism_pdk::*;
 use serde_json::{Value, json};
+use wasm_lambda_sdk as _;
 
 #[plugin_fn]
 pub fn handle(Json(schedule): Json<Value>) -> FnResult<Json<Value>> {

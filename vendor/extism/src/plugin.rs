@@ -59,6 +59,11 @@ impl CompiledPlugin {
         self.modules.values()
     }
 
+    /// wasm-lambda: the plugin's own module, so the host can name its exports.
+    pub fn main_module(&self) -> Option<&Module> {
+        self.modules.get(MAIN_KEY)
+    }
+
     /// Create a new pre-compiled plugin
     pub fn new(builder: PluginBuilder) -> Result<CompiledPlugin, Error> {
         if builder.options.initialization_fuel.is_some() && builder.options.fuel.is_none() {

@@ -91,12 +91,20 @@ pub fn huge_output(bytes: String) -> FnResult<Vec<u8>> {
 }
 
 /// Panics (a trap) when its input mentions `boom`; otherwise answers `ok`.
+/// Panics on `boom` with the SDK's panic hook (a WASI module installs it itself).
 #[plugin_fn]
 pub fn crash_on_boom(input: String) -> FnResult<String> {
+    wasm_lambda_sdk::panic::install();
     if input.contains("boom") {
-        panic!("boom");
+        panic!("went {input}");
     }
     Ok("ok".to_string())
+}
+
+/// Panics with no hook installed.
+#[plugin_fn]
+pub fn crash_bare(_: ()) -> FnResult<String> {
+    panic!("nobody hears this");
 }
 
 /// Stores the input in the Extism var `secret` and answers what was there before.
