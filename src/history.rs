@@ -13,7 +13,9 @@
 //! other versions' records, the modules no kept version names, and those modules' compiled
 //! bundles (`_compiled/<engine>/<sha256>`, which carry the module too). A module no record names
 //! (published before records were kept) stopped being current no later than the manifest that
-//! replaced it was written, so it is kept while that manifest is younger than the window.
+//! replaced it was written, so it is kept while that manifest is younger than the window; and a
+//! module uploaded within the window is kept whatever names it (a publish running meanwhile
+//! uploads its module before the record and the manifest that name it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -254,7 +256,7 @@ impl Target {
         let relative = |object: &Object| object.key[self.prefix.len()..].to_string();
 
         // Per function: its modules, its manifest's age, and its version records.
-        let mut modules: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut modules: BTreeMap<String, Vec<(String, Option<SystemTime>)>> = BTreeMap::new();
         let mut manifests: BTreeMap<String, Option<SystemTime>> = BTreeMap::new();
         let mut bundles: Vec<(String, String)> = Vec::new();
         for object in &objects {
@@ -277,7 +279,7 @@ impl Target {
                 modules
                     .entry(top.to_string())
                     .or_default()
-                    .push(digest.to_string());
+                    .push((digest.to_string(), object.modified));
             }
         }
 
@@ -288,7 +290,7 @@ impl Target {
             let Some(current) = self.current_module(client, name).await? else {
                 // Deleted meanwhile, or a manifest that does not parse: what it needs is
                 // unknown, so all of its modules stay.
-                kept_modules.extend(modules.get(name).into_iter().flatten().cloned());
+                kept_modules.extend(modules.get(name).into_iter().flatten().map(|m| m.0.clone()));
                 continue;
             };
             let versions = self.versions(client, name).await?;
@@ -306,10 +308,12 @@ impl Target {
                     deleted.push(key);
                 }
             }
-            for module in modules.get(name).into_iter().flatten() {
+            for (module, uploaded) in modules.get(name).into_iter().flatten() {
                 let unrecorded_but_recent = !recorded.contains(module)
                     && manifest_written.is_none_or(|written| written >= since);
-                if kept.contains(module) || unrecorded_but_recent {
+                // Uploaded within the window: a publish running now may be about to name it.
+                let fresh = uploaded.is_none_or(|uploaded| uploaded >= since);
+                if kept.contains(module) || unrecorded_but_recent || fresh {
                     kept_modules.insert(module.clone());
                     continue;
                 }
@@ -322,7 +326,7 @@ impl Target {
         // A function with modules and no manifest (removed by hand) keeps them.
         for (name, digests) in &modules {
             if !manifests.contains_key(name) {
-                kept_modules.extend(digests.iter().cloned());
+                kept_modules.extend(digests.iter().map(|m| m.0.clone()));
             }
         }
         // Bundles carry their module: those of pruned modules go too (unless another function
