@@ -13,6 +13,7 @@ use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cache::{Loaded, PluginCache};
+use crate::capabilities::Capabilities;
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
 use crate::deliver::{Outcome, deliver};
@@ -162,6 +163,11 @@ impl Adapter {
         let mut options =
             CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"), egress);
         options.inline_calls = config.sequential;
+        options.capabilities = Arc::new(Capabilities::new(
+            config.source_names.clone(),
+            &config.kv_table,
+            config.secrets_ttl,
+        ));
         // While the catalog loads: the kernel every plugin embeds, into the compile cache.
         let kernel = {
             let options = options.clone();
@@ -415,7 +421,14 @@ impl Adapter {
                 return HttpResponse::from_error(&error, &invocation.context.request_id);
             }
         };
-        let (route, params) = match snapshot.routes.match_http(&request.method, &request.path) {
+        let matched = match snapshot.routes.match_http(&request.method, &request.path) {
+            // Routed only by a function whose manifest is broken: answered with its error.
+            HttpMatch::NotFound => snapshot
+                .broken_routes
+                .match_http(&request.method, &request.path),
+            matched => matched,
+        };
+        let (route, params) = match matched {
             HttpMatch::Found { route, params } => (route, params),
             HttpMatch::MethodNotAllowed { allowed } => {
                 return HttpResponse::method_not_allowed(&request.method, &request.path, &allowed);
@@ -474,9 +487,13 @@ impl Adapter {
             .source_names
             .get(record.source.resource())
             .map(|name| record.source.renamed(name));
-        let routes = snapshot
-            .routes
-            .match_record(named.as_ref().unwrap_or(&record.source));
+        let source = named.as_ref().unwrap_or(&record.source);
+        let mut routes = snapshot.routes.match_record(source);
+        if routes.is_empty() {
+            // Hooked only by a function whose manifest is broken: failed with its error, so
+            // the source keeps the record.
+            routes = snapshot.broken_routes.match_record(source);
+        }
         if routes.is_empty() {
             let error = Error::NotHooked {
                 record: record.describe(),

@@ -37,7 +37,7 @@ use crate::artifacts::{ArtifactKey, Compiling, Downloaded};
 use crate::cache::{Loaded, PluginCache, PluginKey};
 use crate::error::Error;
 use crate::invoke::CompiledFunction;
-use crate::manifest::{MANIFEST_FILE, Manifest, is_valid_name};
+use crate::manifest::{MANIFEST_FILE, Manifest, Rules, is_valid_name};
 use crate::router::RouteTable;
 use crate::store::{FunctionStore, StoreError, Stored, Version};
 
@@ -66,6 +66,11 @@ pub struct Snapshot {
     /// Functions that cannot serve because their manifest is invalid.
     pub invalid: BTreeMap<String, Invalid>,
     pub routes: Arc<RouteTable>,
+    /// The valid hooks of functions whose manifest is invalid: a request or record that no
+    /// serving function takes but one of these does is answered with that manifest's error
+    /// (`ManifestInvalid`) rather than as unrouted. They never take anything from a serving
+    /// function.
+    pub broken_routes: Arc<RouteTable>,
 }
 
 /// A manifest that does not validate.
@@ -120,6 +125,9 @@ pub struct Catalog {
     store: Arc<dyn FunctionStore>,
     revalidate_after: Duration,
     published: bool,
+    /// A published store's manifests are held to the rules every release has had (they were
+    /// published by one); a local directory's to all of them.
+    rules: Rules,
     state: Mutex<State>,
     /// Held while listing, so listings never overlap.
     listing: tokio::sync::Mutex<()>,
@@ -164,6 +172,11 @@ impl Catalog {
     ) -> Catalog {
         Catalog {
             published: store.published(),
+            rules: if store.published() {
+                Rules::Serving
+            } else {
+                Rules::All
+            },
             store,
             revalidate_after,
             state: Mutex::new(State::default()),
@@ -256,12 +269,11 @@ impl Catalog {
                 }
             }
         }
-        // A broken function's hooks are routed after every serving function's, so that what
-        // they would take is answered with the manifest's error, not as unrouted.
-        let (routes, conflicts) = RouteTable::build_with_broken(
-            functions.values().map(|e| e.manifest.as_ref()),
-            invalid.values().filter_map(|i| i.routable.as_deref()),
-        );
+        let (routes, conflicts) =
+            RouteTable::build(functions.values().map(|e| e.manifest.as_ref()));
+        // A broken function's valid hooks, consulted only for what no serving function takes.
+        let (broken_routes, _) =
+            RouteTable::build(invalid.values().filter_map(|i| i.routable.as_deref()));
         for conflict in conflicts {
             warn!(kept = %conflict.kept, dropped = %conflict.dropped, reason = %conflict.reason, "route conflict");
         }
@@ -275,6 +287,7 @@ impl Catalog {
             functions,
             invalid,
             routes: Arc::new(routes),
+            broken_routes: Arc::new(broken_routes),
         });
         state.snapshot = Some(Arc::clone(&snapshot));
         state.dirty = false;
@@ -385,7 +398,7 @@ impl Catalog {
             }
             Ok(Some(stored)) => {
                 let file = self.store.locate(name, MANIFEST_FILE);
-                let parsed = parse(&stored.bytes, &file, name).map(|manifest| {
+                let parsed = parse(&stored.bytes, &file, name, self.rules).map(|manifest| {
                     Arc::new(Entry {
                         manifest: Arc::new(manifest),
                         digest: sha256_hex(&stored.bytes),
@@ -823,7 +836,7 @@ impl Catalog {
     }
 }
 
-fn parse(bytes: &[u8], file: &str, name: &str) -> Result<Manifest, Invalid> {
+fn parse(bytes: &[u8], file: &str, name: &str, rules: Rules) -> Result<Manifest, Invalid> {
     let text = std::str::from_utf8(bytes).map_err(|_| {
         let reason = format!("{file}: manifest: is not UTF-8 text");
         Invalid {
@@ -832,7 +845,7 @@ fn parse(bytes: &[u8], file: &str, name: &str) -> Result<Manifest, Invalid> {
             routable: None,
         }
     })?;
-    Manifest::parse(text, file, Some(name)).map_err(|error| Invalid {
+    Manifest::parse_with(text, file, Some(name), rules).map_err(|error| Invalid {
         reason: error.to_string(),
         problems: error.lines(),
         routable: error.routable.map(|manifest| Arc::new(*manifest)),

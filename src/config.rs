@@ -10,13 +10,17 @@
 //! | `DEADLINE_MARGIN` | `50ms` | time kept back from the Lambda deadline |
 //! | `PREWARM` | unset | comma list of functions (or `*`) compiled during init |
 //! | `ALLOW_PRIVATE_EGRESS` | `false` | local development only: functions may call private addresses |
-//! | `SOURCE_NAMES` | unset | `name=resource,...`: the deployed resource each hook name stands for |
+//! | `SOURCE_NAMES` | unset | `name=resource,...`: the deployed resource each hook and grant name stands for |
+//! | `KV_TABLE` | `wasm-lambda-kv` | the DynamoDB table (keys `pk`, `sk`) of the key-value capability |
+//! | `SECRETS_TTL` | `5m` | how long a secret read through the host is reused |
 //!
 //! A bad value is an error naming the variable and the value, never a silent default.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::capabilities::{DEFAULT_KV_TABLE, DEFAULT_SECRETS_TTL};
 
 pub const ENV_FUNCTIONS_BUCKET: &str = "FUNCTIONS_BUCKET";
 pub const ENV_FUNCTIONS_PREFIX: &str = "FUNCTIONS_PREFIX";
@@ -30,6 +34,8 @@ pub const ENV_DEADLINE_MARGIN: &str = "DEADLINE_MARGIN";
 pub const ENV_PREWARM: &str = "PREWARM";
 pub const ENV_ALLOW_PRIVATE_EGRESS: &str = "ALLOW_PRIVATE_EGRESS";
 pub const ENV_SOURCE_NAMES: &str = "SOURCE_NAMES";
+pub const ENV_KV_TABLE: &str = "KV_TABLE";
+pub const ENV_SECRETS_TTL: &str = "SECRETS_TTL";
 pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 pub const ENV_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
@@ -72,6 +78,10 @@ pub struct Config {
     /// Invocations run one at a time (`AWS_LAMBDA_MAX_CONCURRENCY` unset or 1), as
     /// `lambda_runtime` reads it: a call may then run on the thread that received it.
     pub sequential: bool,
+    /// The DynamoDB table of the key-value capability.
+    pub kv_table: String,
+    /// How long a secret read is reused.
+    pub secrets_ttl: Duration,
 }
 
 /// A variable whose value cannot be used.
@@ -212,6 +222,12 @@ impl Config {
             allow_private_egress,
             runtime_api: get(ENV_RUNTIME_API),
             source_names,
+            kv_table: get(ENV_KV_TABLE).unwrap_or_else(|| DEFAULT_KV_TABLE.to_string()),
+            secrets_ttl: match get(ENV_SECRETS_TTL) {
+                Some(value) => parse_duration(&value)
+                    .map_err(|reason| invalid(ENV_SECRETS_TTL, &value, reason))?,
+                None => DEFAULT_SECRETS_TTL,
+            },
             sequential: get(ENV_MAX_CONCURRENCY)
                 .and_then(|value| value.trim().parse::<u32>().ok())
                 .is_none_or(|max| max <= 1),

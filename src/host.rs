@@ -9,6 +9,10 @@
 //!   there, and once an invocation has logged [`MAX_LOG_BYTES`] its further lines are dropped;
 //!   the log says so both times.
 //!
+//! - `call`, in `wasm-lambda:host/v1`: the capabilities (S3, key-value, queues, topics,
+//!   secrets) within the function's grants (`capabilities.rs`), at most
+//!   [`MAX_HOST_CALLS`](crate::capabilities::MAX_HOST_CALLS) per invocation.
+//!
 //! Each engine (Extism `CompiledPlugin`) has its own [`CallState`], and an engine runs one call at
 //! a time, so the state always describes the call in progress.
 
@@ -22,7 +26,9 @@ use serde_json::json;
 use tracing::level_filters::LevelFilter;
 use tracing::{Level, warn};
 
+use crate::capabilities::{self, CallError, Capabilities, Kind, MAX_HOST_CALLS};
 use crate::egress::{self, EgressPolicy};
+use crate::manifest::Grants;
 
 /// The namespace of Extism's own host functions.
 const ENV: &str = "extism:host/env";
@@ -52,6 +58,10 @@ pub struct CallState {
     headers: BTreeMap<String, String>,
     /// How many bytes this call logged so far.
     logged: usize,
+    grants: Arc<Grants>,
+    capabilities: Arc<Capabilities>,
+    /// How many capability calls this call made so far.
+    host_calls: u32,
 }
 
 /// A handle on one engine's [`CallState`].
@@ -64,6 +74,8 @@ impl CallHandle {
         allowed_hosts: &[String],
         max_http_response_bytes: u64,
         egress: EgressPolicy,
+        grants: &Grants,
+        capabilities: Arc<Capabilities>,
     ) -> CallHandle {
         CallHandle(UserData::new(CallState {
             function: function.to_string(),
@@ -75,6 +87,9 @@ impl CallHandle {
             status: 0,
             headers: BTreeMap::new(),
             logged: 0,
+            grants: Arc::new(grants.clone()),
+            capabilities,
+            host_calls: 0,
         }))
     }
 
@@ -87,6 +102,7 @@ impl CallHandle {
         state.status = 0;
         state.headers.clear();
         state.logged = 0;
+        state.host_calls = 0;
     }
 
     fn inner(&self) -> Arc<Mutex<CallState>> {
@@ -135,6 +151,10 @@ impl CallHandle {
         functions
             .into_iter()
             .map(|function| function.with_namespace(ENV))
+            .chain(std::iter::once(
+                Function::new("call", [PTR], [PTR], self.0.clone(), capability_call)
+                    .with_namespace(capabilities::NAMESPACE),
+            ))
             .collect()
     }
 }
@@ -144,6 +164,49 @@ fn lock(state: &Mutex<CallState>) -> MutexGuard<'_, CallState> {
     state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `call(frame) -> frame`: one capability call (see `capabilities.rs`). A refused or failed call
+/// does not trap the plugin: the reply carries the error, and a refusal is logged.
+fn capability_call(
+    plugin: &mut CurrentPlugin,
+    inputs: &[Val],
+    outputs: &mut [Val],
+    state: UserData<CallState>,
+) -> Result<(), extism::Error> {
+    let frame = take_bytes(plugin, &inputs[0])?.unwrap_or_default();
+    let state = state.get()?;
+    let (function, request_id, grants, capabilities, deadline, calls) = {
+        let mut state = lock(&state);
+        state.host_calls = state.host_calls.saturating_add(1);
+        (
+            state.function.clone(),
+            state.request_id.clone(),
+            Arc::clone(&state.grants),
+            Arc::clone(&state.capabilities),
+            state.deadline,
+            state.host_calls,
+        )
+    };
+    let result = if calls > MAX_HOST_CALLS {
+        Err(CallError {
+            kind: Kind::LimitExceeded,
+            message: format!("an invocation may make at most {MAX_HOST_CALLS} host calls"),
+        })
+    } else {
+        capabilities::decode(&frame)
+            .and_then(|(header, body)| capabilities.call(&grants, header, body, deadline))
+    };
+    if let Err(error) = &result
+        && matches!(error.kind, Kind::NotGranted | Kind::LimitExceeded)
+        && (calls <= MAX_HOST_CALLS + 1)
+    {
+        warn!(function = %function, request_id = %request_id, error_type = ?error.kind, message = %error.message, "host call refused");
+    }
+    let reply = capabilities::encode(result);
+    let handle = plugin.memory_new(&reply)?;
+    outputs[0] = plugin.memory_to_val(handle);
+    Ok(())
 }
 
 /// `extism_manifest::HttpRequest`, as the PDK sends it.

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::artifacts::{self, Artifacts};
 use crate::cache::Loaded;
+use crate::capabilities::Capabilities;
 use crate::egress::EgressPolicy;
 use crate::error::Error;
 use crate::host::CallHandle;
@@ -79,6 +80,8 @@ pub struct CompileOptions {
     pub after_response: Arc<AfterResponse>,
     /// The directory the runtime's caches live in, which no grant may reach.
     pub cache_root: Option<PathBuf>,
+    /// What the host capabilities act with (clients, names).
+    pub capabilities: Arc<Capabilities>,
 }
 
 /// Work a call leaves for after its invocation has answered (dropping the instance it used and
@@ -144,6 +147,7 @@ impl CompileOptions {
                 inline_calls: false,
                 after_response: Arc::default(),
                 cache_root: Some(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())),
+                capabilities: Arc::default(),
             },
             Err(error) => {
                 warn!(dir = %dir.display(), %error, "compile cache disabled: directory not writable");
@@ -154,6 +158,7 @@ impl CompileOptions {
                     inline_calls: false,
                     after_response: Arc::default(),
                     cache_root: None,
+                    capabilities: Arc::default(),
                 }
             }
         }
@@ -779,6 +784,8 @@ fn build(
         &manifest.allowed_hosts,
         manifest.max_http_response_bytes,
         options.egress.clone(),
+        &manifest.grants,
+        Arc::clone(&options.capabilities),
     );
     let mut builder = PluginBuilder::new(plugin_manifest)
         .with_wasmtime_config(artifacts::wasmtime_config())

@@ -29,6 +29,7 @@ pub mod app;
 pub mod artifacts;
 pub mod bootstrap;
 pub mod cache;
+pub mod capabilities;
 pub mod catalog;
 pub mod cli;
 pub mod config;

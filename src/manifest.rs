@@ -327,6 +327,7 @@ const FIELDS: &[&str] = &[
     "config",
     "build",
     "hooks",
+    "grants",
 ];
 
 /// A validated manifest.
@@ -350,6 +351,157 @@ pub struct Manifest {
     pub config: BTreeMap<String, String>,
     pub build: Option<Build>,
     pub hooks: Vec<Hook>,
+    /// What the function may do on AWS through the host (none by default).
+    pub grants: Grants,
+}
+
+/// What a function may reach through the host's capabilities, by the logical names hooks use.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// `- {bucket: uploads, prefix: incoming/, access: read}`
+    #[serde(default)]
+    pub s3: Vec<S3Grant>,
+    /// Key-value namespaces.
+    #[serde(default)]
+    pub kv: Vec<String>,
+    /// SQS queues it may send to.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// SNS topics it may publish to.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Secrets Manager secrets, and SSM parameters (names starting with `/`), by name or glob
+    /// (`/app/*`); read only.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Other functions of the store it may invoke.
+    #[serde(default)]
+    pub functions: Vec<String>,
+}
+
+/// Access to the objects of one bucket under one key prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Grant {
+    pub bucket: String,
+    /// Keys starting with it; empty: the whole bucket.
+    #[serde(default)]
+    pub prefix: String,
+    pub access: Access,
+}
+
+/// What an S3 grant allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// get, head, list
+    Read,
+    /// put, delete
+    Write,
+    ReadWrite,
+}
+
+impl Access {
+    pub fn reads(self) -> bool {
+        matches!(self, Access::Read | Access::ReadWrite)
+    }
+
+    pub fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::ReadWrite)
+    }
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        self.s3.is_empty()
+            && self.kv.is_empty()
+            && self.queues.is_empty()
+            && self.topics.is_empty()
+            && self.secrets.is_empty()
+            && self.functions.is_empty()
+    }
+}
+
+/// A logical resource name: what a bucket, queue, topic or namespace is called in hooks and grants.
+fn check_resource_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a resource name (letters, digits, `-`, `_`, `.`)"
+        ))
+    }
+}
+
+/// An S3 key prefix a grant may name: no `.`/`..` segment, no leading `/`, no control characters.
+fn check_key_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.starts_with('/')
+        || prefix.contains('\\')
+        || prefix.chars().any(char::is_control)
+        || prefix
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "`{prefix}` is not a key prefix (no leading `/`, no `.` or `..` segments, no `\\`)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_grants(grants: &Grants, problems: &mut Problems) {
+    for (index, grant) in grants.s3.iter().enumerate() {
+        problems.check(
+            format!("grants.s3[{index}].bucket"),
+            check_resource_name(&grant.bucket),
+        );
+        problems.check(
+            format!("grants.s3[{index}].prefix"),
+            check_key_prefix(&grant.prefix),
+        );
+    }
+    for (field, names) in [
+        ("kv", &grants.kv),
+        ("queues", &grants.queues),
+        ("topics", &grants.topics),
+    ] {
+        for (index, name) in names.iter().enumerate() {
+            problems.check(
+                format!("grants.{field}[{index}]"),
+                check_resource_name(name),
+            );
+        }
+    }
+    for (index, pattern) in grants.secrets.iter().enumerate() {
+        let valid = !pattern.is_empty()
+            && pattern.len() <= 2048
+            && pattern
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-*".contains(c))
+            && globset::Glob::new(pattern).is_ok();
+        if !valid {
+            problems.add(
+                format!("grants.secrets[{index}]"),
+                format!(
+                    "`{pattern}` is not a secret name or glob (letters, digits, `/_+=.@-`, `*`)"
+                ),
+            );
+        }
+    }
+    for (index, name) in grants.functions.iter().enumerate() {
+        if !is_valid_name(name) {
+            problems.add(
+                format!("grants.functions[{index}]"),
+                format!("`{name}` is not a function name"),
+            );
+        }
+    }
 }
 
 /// Whether `name` is a valid function name: `^[a-z0-9][a-z0-9_-]{0,63}$`.
@@ -370,7 +522,6 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
     }
     let segments: Vec<&str> = path[1..].split('/').collect();
     let mut pattern = String::new();
-    let mut params: Vec<&str> = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
         let last = index + 1 == segments.len();
         pattern.push('/');
@@ -386,12 +537,6 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
             {
                 return Err(format!("`{path}`: `{{{inner}}}` is not a valid parameter"));
             }
-            if params.contains(&param) {
-                return Err(format!(
-                    "`{path}`: parameter `{param}` appears twice; each parameter needs its own name"
-                ));
-            }
-            params.push(param);
             if greedy && !last {
                 return Err(format!(
                     "`{path}`: greedy parameter `{{{inner}}}` must be the last segment"
@@ -410,14 +555,6 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
             return Err(format!(
                 "`{path}`: segment `{segment}` has `?`, `#` or a space"
             ));
-        } else if segment.is_empty() && !last {
-            return Err(format!(
-                "`{path}` has an empty segment (`//`), which no request path reaches"
-            ));
-        } else if matches!(*segment, "." | "..") {
-            return Err(format!(
-                "`{path}` has a `{segment}` segment, which clients resolve before sending"
-            ));
         } else {
             pattern.push_str(segment);
         }
@@ -427,6 +564,70 @@ pub fn route_pattern(path: &str) -> Result<String, String> {
         .insert(pattern.clone(), ())
         .map_err(|error| format!("`{path}`: {error}"))?;
     Ok(pattern)
+}
+
+/// The rules a route path must also follow for `validate` and `publish`: no empty segment (no
+/// request path reaches it), no `.` or `..` segment (clients resolve them before sending), each
+/// parameter named once. (The runtime serves what an earlier release published without them.)
+fn check_route_segments(path: &str) -> Result<(), String> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut params: Vec<&str> = Vec::new();
+    for (index, segment) in segments.iter().enumerate() {
+        if segment.is_empty() && index + 1 != segments.len() {
+            return Err(format!(
+                "`{path}` has an empty segment (`//`), which no request path reaches"
+            ));
+        }
+        if matches!(*segment, "." | "..") {
+            return Err(format!(
+                "`{path}` has a `{segment}` segment, which clients resolve before sending"
+            ));
+        }
+        if let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let param = inner.strip_suffix('+').unwrap_or(inner);
+            if params.contains(&param) {
+                return Err(format!(
+                    "`{path}`: parameter `{param}` appears twice; each parameter needs its own name"
+                ));
+            }
+            params.push(param);
+        }
+    }
+    Ok(())
+}
+
+/// Which rules a manifest is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// Every rule: what `validate` and `publish` apply.
+    All,
+    /// What the runtime applies to a stored manifest: the rules every release has had, so that a
+    /// manifest published before a rule was added keeps serving after an upgrade.
+    Serving,
+}
+
+/// A YAML number or boolean as the text it was written as; anything else as it is.
+fn scalar_as_text(value: Value) -> Value {
+    match value {
+        Value::Number(number) => Value::String(number.to_string()),
+        Value::Bool(boolean) => Value::String(boolean.to_string()),
+        other => other,
+    }
+}
+
+/// [`scalar_as_text`] throughout a value, keys included.
+fn scalars_as_text(value: Value) -> Value {
+    match value {
+        Value::Sequence(items) => Value::Sequence(items.into_iter().map(scalars_as_text).collect()),
+        Value::Mapping(mapping) => Value::Mapping(
+            mapping
+                .into_iter()
+                .map(|(key, value)| (scalar_as_text(key), scalars_as_text(value)))
+                .collect(),
+        ),
+        Value::Tagged(tagged) => scalars_as_text(tagged.value),
+        other => scalar_as_text(other),
+    }
 }
 
 /// The problems found so far in one manifest.
@@ -456,9 +657,17 @@ impl Problems {
 
     /// Like [`Problems::take`], for a field that must be there.
     fn require<T: DeserializeOwned>(&mut self, document: &mut Mapping, field: &str) -> Option<T> {
-        if !document.contains_key(field) {
-            self.add(field, format!("missing field `{field}`"));
-            return None;
+        match document.get(field) {
+            None => {
+                self.add(field, format!("missing field `{field}`"));
+                return None;
+            }
+            Some(Value::Null) => {
+                self.add(field, "must have a value");
+                document.remove(field);
+                return None;
+            }
+            Some(_) => {}
         }
         self.take(document, field)
     }
@@ -493,11 +702,23 @@ impl Problems {
 impl Manifest {
     /// Parses and validates `text`, read from `file`. `directory_name` is the name of the
     /// directory (or key prefix) the manifest was found in, which the manifest's `name` must equal.
-    /// Every problem of the manifest is reported, not only the first.
+    /// Every problem of the manifest is reported, not only the first. Applies every rule, as
+    /// `validate` and `publish` do.
     pub fn parse(
         text: &str,
         file: &str,
         directory_name: Option<&str>,
+    ) -> Result<Manifest, ManifestError> {
+        Manifest::parse_with(text, file, directory_name, Rules::All)
+    }
+
+    /// Parses under `rules`: [`Rules::Serving`] is what the runtime applies to a manifest in its
+    /// store, which must keep serving what an earlier release published.
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        directory_name: Option<&str>,
+        rules: Rules,
     ) -> Result<Manifest, ManifestError> {
         let mut problems = Problems::default();
         let whole = |reason: String| ManifestError {
@@ -508,7 +729,7 @@ impl Manifest {
             }],
             routable: None,
         };
-        let mut document = match serde_yaml::from_str::<Value>(text) {
+        let document = match serde_yaml::from_str::<Value>(text) {
             Ok(Value::Mapping(document)) => document,
             Ok(Value::Null) => Mapping::new(),
             Ok(_) => {
@@ -518,6 +739,28 @@ impl Manifest {
             }
             Err(error) => return Err(whole(error.to_string())),
         };
+        // A YAML scalar reads as text wherever text is expected (`memory_limit: 1048576`,
+        // `args: [-j, 4]`, a config key `1`), as serde did reading the text into strings.
+        let document: Mapping = document
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match key.as_str() {
+                    Some("fuel" | "wasi") => value,
+                    Some("config") => match value {
+                        Value::Mapping(config) => Value::Mapping(
+                            config
+                                .into_iter()
+                                .map(|(key, value)| (scalar_as_text(key), value))
+                                .collect(),
+                        ),
+                        other => other,
+                    },
+                    _ => scalars_as_text(value),
+                };
+                (key, value)
+            })
+            .collect();
+        let mut document = document;
         for key in document.keys() {
             match key.as_str() {
                 Some(key) if FIELDS.contains(&key) => {}
@@ -737,12 +980,18 @@ impl Manifest {
             let field = format!("hooks[{index}]");
             if let Some(hook) = problems.deserialize::<Hook>(hook, &field) {
                 let before = problems.0.len();
-                check_hook(&hook, &field, &mut problems);
+                check_hook(&hook, &field, rules, &mut problems);
                 if problems.0.len() == before {
                     hooks.push(hook);
                 }
             }
         }
+
+        let grants: Grants = problems
+            .take::<Option<Grants>>(&mut document, "grants")
+            .flatten()
+            .unwrap_or_default();
+        check_grants(&grants, &mut problems);
 
         let manifest = Manifest {
             name,
@@ -760,6 +1009,7 @@ impl Manifest {
             config,
             build,
             hooks,
+            grants,
         };
         if problems.0.is_empty() {
             return Ok(manifest);
@@ -841,6 +1091,17 @@ const S3_EVENT_NAMES: &[&str] = &[
     "TestEvent",
 ];
 
+/// An S3 event-name glob that parses (what the runtime has always required).
+fn check_s3_glob(event: &str) -> Result<(), String> {
+    let name = event.strip_prefix("s3:").unwrap_or(event);
+    if name.trim().is_empty() || globset::Glob::new(name).is_err() {
+        return Err(format!(
+            "`{event}` must be an event name glob such as ObjectCreated:*"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an S3 event-name glob: it must reach at least one event S3 sends.
 fn check_s3_event(event: &str) -> Result<(), String> {
     let name = event.strip_prefix("s3:").unwrap_or(event);
@@ -862,7 +1123,7 @@ fn check_s3_event(event: &str) -> Result<(), String> {
 }
 
 /// Records every problem of `hook`, written at `at` (`hooks[0]`).
-fn check_hook(hook: &Hook, at: &str, problems: &mut Problems) {
+fn check_hook(hook: &Hook, at: &str, rules: Rules, problems: &mut Problems) {
     let mut not_empty = |field: &str, value: &str| {
         if value.trim().is_empty() {
             problems.add(format!("{at}.{field}"), "must not be empty");
@@ -897,6 +1158,9 @@ fn check_hook(hook: &Hook, at: &str, problems: &mut Problems) {
                 }
             }
             problems.check(format!("{at}.path"), route_pattern(&http.path).map(|_| ()));
+            if rules == Rules::All {
+                problems.check(format!("{at}.path"), check_route_segments(&http.path));
+            }
         }
         Hook::Database(database) => {
             for action in database
@@ -915,7 +1179,11 @@ fn check_hook(hook: &Hook, at: &str, problems: &mut Problems) {
         }
         Hook::S3(s3) => {
             for (index, event) in s3.events.iter().flatten().enumerate() {
-                problems.check(format!("{at}.events[{index}]"), check_s3_event(event));
+                let checked = match rules {
+                    Rules::All => check_s3_event(event),
+                    Rules::Serving => check_s3_glob(event),
+                };
+                problems.check(format!("{at}.events[{index}]"), checked);
             }
         }
         _ => {}
@@ -1007,9 +1275,12 @@ hooks:
         assert!(route_pattern("/files/{rest+}/x").is_err());
         assert!(route_pattern("hello").is_err());
         assert!(route_pattern("/a/b{c}").is_err());
-        assert!(route_pattern("/a//b").is_err());
-        assert!(route_pattern("/a/{id}/{id}").is_err());
-        assert!(route_pattern("/a/./b").is_err());
+        assert!(check_route_segments("/a//b").is_err());
+        assert!(check_route_segments("/a/{id}/{id}").is_err());
+        assert!(check_route_segments("/a/{id}/{id+}").is_err());
+        assert!(check_route_segments("/a/./b").is_err());
+        assert!(check_route_segments("/a/").is_ok());
+        assert!(check_route_segments("/").is_ok());
         assert_eq!(route_pattern("/").unwrap(), "/");
         assert_eq!(route_pattern("/a/").unwrap(), "/a/");
     }
@@ -1035,6 +1306,29 @@ hooks:
         ] {
             assert!(check_s3_event(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scalars_read_as_text_where_text_is_expected() {
+        let text = "name: a\nruntime: wasm\nmemory_limit: 1048576\nentrypoint: 1\nconfig: {1: a, true: b}\nbuild: {command: make, args: [-j, 4]}\nallowed_hosts: [true]\nhooks:\n  - {type: sqs, queue: 42}\n";
+        let manifest = Manifest::parse(text, "f", None).unwrap();
+        assert_eq!(manifest.memory_limit, 1024 * 1024);
+        assert_eq!(manifest.entrypoint, "1");
+        assert_eq!(manifest.config["1"], "a");
+        assert_eq!(manifest.build.unwrap().args, ["-j", "4"]);
+        assert_eq!(manifest.hooks[0].resource(), Some("42"));
+        let error = Manifest::parse("name:\nruntime: wasm\n", "f", None).unwrap_err();
+        assert_eq!(error.lines(), ["f: name: must have a value"]);
+    }
+
+    #[test]
+    fn the_runtime_serves_what_newer_rules_refuse() {
+        let text = "name: a\nruntime: wasm\nhooks:\n  - {type: http, path: /a//b}\n  - {type: s3, bucket: b, events: [ObjectCreatd]}\n";
+        assert_eq!(
+            Manifest::parse(text, "f", None).unwrap_err().problems.len(),
+            2
+        );
+        assert!(Manifest::parse_with(text, "f", None, Rules::Serving).is_ok());
     }
 
     #[test]

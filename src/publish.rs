@@ -156,17 +156,9 @@ impl Target {
         }
 
         let module_key = self.key(name, &format!("{digest}.wasm"));
-        let present = match client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&module_key)
-            .send()
-            .await
-        {
-            Ok(_) => true,
-            Err(error) if error.raw_response().map(|r| r.status().as_u16()) == Some(404) => false,
-            Err(error) => return Err(s3_error(&self.url(&module_key), error)),
-        };
+        // A module already there is rewritten onto itself, so that a prune running meanwhile
+        // (which keeps what was written within its window) keeps it; else it is uploaded.
+        let present = self.refresh_module(client, &module_key).await?;
         if !present {
             client
                 .put_object()

@@ -195,36 +195,13 @@ impl RouteTable {
     pub fn build<'a>(
         manifests: impl IntoIterator<Item = &'a Manifest>,
     ) -> (RouteTable, Vec<RouteConflict>) {
-        RouteTable::build_with_broken(manifests, [])
-    }
-
-    /// Like [`RouteTable::build`], and then routes the hooks of functions whose manifest is
-    /// invalid (what of it validated), so that a request or record for one reaches it and is
-    /// answered with its manifest's error instead of as unrouted. They come after every serving
-    /// function and never take a route from one; their conflicts are not reported.
-    pub fn build_with_broken<'a>(
-        serving: impl IntoIterator<Item = &'a Manifest>,
-        broken: impl IntoIterator<Item = &'a Manifest>,
-    ) -> (RouteTable, Vec<RouteConflict>) {
-        let sorted = |manifests: Vec<&'a Manifest>| {
-            let mut manifests = manifests;
-            manifests.sort_by(|a, b| a.name.cmp(&b.name));
-            manifests
-        };
-        let serving = sorted(serving.into_iter().collect());
-        let broken = sorted(broken.into_iter().collect());
+        let mut manifests: Vec<&Manifest> = manifests.into_iter().collect();
+        manifests.sort_by(|a, b| a.name.cmp(&b.name));
         let mut table = RouteTable::default();
         let mut by_shape: BTreeMap<String, usize> = BTreeMap::new();
         let mut conflicts = Vec::new();
-        let mut ignored = Vec::new();
 
-        let serving = serving.into_iter().map(|manifest| (manifest, false));
-        for (manifest, is_broken) in serving.chain(broken.into_iter().map(|m| (m, true))) {
-            let conflicts = if is_broken {
-                &mut ignored
-            } else {
-                &mut conflicts
-            };
+        for manifest in manifests {
             for hook in &manifest.hooks {
                 let entrypoint = hook
                     .entrypoint()

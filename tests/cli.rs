@@ -296,6 +296,39 @@ fn new_scaffolds_a_function_that_builds_validates_and_answers() {
             .unwrap()
             .contains(r#""function":"greeter""#)
     );
+
+    // The scaffold links the guest SDK: a panic's message reaches the caller, with no call
+    // to install anything (wasm32-unknown-unknown runs the SDK's `_initialize`).
+    let source = dir.path().join("greeter/src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let text = text.replacen(
+        "info!(",
+        "let _: u32 = request[\"path\"].as_str().unwrap_or_default().parse().expect(\"a numeric path\");\n    info!(",
+        1,
+    );
+    std::fs::write(&source, text).unwrap();
+    let (code, stdout, stderr) = cli(&["build", root]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, _) = cli(&[
+        "invoke",
+        "greeter",
+        "--dir",
+        root,
+        "--event",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "an HTTP answer: {stdout}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["statusCode"], 500, "{answer}");
+    let (code, stdout, _) = cli(&["invoke", "greeter", "--dir", root, "--input", "{}"]);
+    assert_eq!(code, 1);
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["errorType"], "FunctionTrap", "{answer}");
+    let message = answer["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("panicked at src/lib.rs:") && message.contains("a numeric path"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -235,11 +235,14 @@ fn direct_invocations_run_any_extism_plugin_unchanged() {
 #[test]
 fn a_function_whose_manifest_is_broken_answers_its_routes_with_its_error() {
     let store = http_store();
-    // Two bad fields, two good hooks, one bad hook; one hook a serving function already owns.
+    // Two bad fields, a bad hook, and good hooks: one nobody else has, and others that would
+    // beat a serving function's route if they were in its table (a static segment beats
+    // `{name}`, a `{param}` beats `{rest+}`), or share a serving function's queue.
+    store.add_built("worker", "echo", "hooks:\n  - {type: sqs, queue: shared}\n");
     store.add_wat(
         "broken",
         &constant_plugin("never served"),
-        "timeout: 0s\nfuel: lots\nhooks:\n  - {type: http, method: GET, path: /broken}\n  - {type: http, path: /hello/world}\n  - {type: sqs, queue: SQSQueue}\n  - {type: http, path: /a//b}\n",
+        "timeout: 0s\nfuel: lots\nhooks:\n  - {type: http, method: GET, path: /broken}\n  - {type: http, path: /hello/world}\n  - {type: http, method: GET, path: /hello/me}\n  - {type: http, path: \"/echo/{name}\"}\n  - {type: sqs, queue: SQSQueue}\n  - {type: sqs, queue: shared}\n  - {type: http, path: /a//b}\n",
     );
     let lambda = Lambda::start(store.path(), &[]);
 
@@ -262,10 +265,20 @@ fn a_function_whose_manifest_is_broken_answers_its_routes_with_its_error() {
         })
     });
 
-    // A serving function keeps its route; a path nothing claims is still a 404.
+    // Serving functions keep every request they would take; a path nothing claims is a 404.
     assert_eq!(
         lambda.invoke(&v2_get("/hello/world"))["body"],
         "exactly /hello/world"
+    );
+    assert_eq!(lambda.invoke(&v2_get("/hello/me"))["body"], "Hello, me!\n");
+    let greedy = lambda.invoke(&v2_get("/echo/x"));
+    assert_eq!(greedy["statusCode"], 200, "{greedy}");
+    let mut shared = event("sqs-unhooked-queue.json");
+    shared["Records"][0]["eventSourceARN"] = json!("arn:aws:sqs:us-west-2:123456789012:shared");
+    assert_eq!(
+        lambda.invoke(&shared),
+        json!({"batchItemFailures": []}),
+        "a queue a serving function shares is delivered to it alone"
     );
     assert_eq!(lambda.invoke(&v2_get("/nothing"))["statusCode"], 404);
 

@@ -437,11 +437,13 @@ fn publish_validates_first_skips_present_modules_and_prunes() {
         ],
     );
     assert!(ok, "{stderr}");
+    // v1 is the version before the current one, which a prune always keeps (see
+    // `prune_keeps_what_environments_may_need_and_rollback_restores_a_version`).
     assert_eq!(
         stdout
             .matches("pruned s3://functions/prod/version/")
             .count(),
-        1,
+        0,
         "{stdout}"
     );
 
@@ -922,29 +924,54 @@ fn prune_keeps_what_environments_may_need_and_rollback_restores_a_version() {
     let (_, stdout, _) = cli_on(&s3, "versions", &["version"]);
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
 
-    // With no window, what is not current goes: v2's module, its bundle, the old records.
+    // v2 is now the version before the current one: the runtime's last good version should v1
+    // fail to load, so even a prune with no window keeps it. A third publish makes it older.
+    let (code, stdout, stderr) = cli_on(&s3, "prune", &["--keep", "0s"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(bucket_keys(&s3).contains(&v2_key), "{stdout}");
+    let (v3, _) = publish_version("v3", &[]);
+    eventually(Duration::from_secs(10), "v3 serving", || {
+        lambda.call("version", Value::Null) == json!("v3")
+    });
+
+    // With no window, what is neither current nor the one before goes: v2's module, its
+    // bundle, the old records.
     let (code, stdout, stderr) = cli_on(&s3, "prune", &["--keep", "0s"]);
     assert_eq!(code, 0, "{stderr}");
     let keys = bucket_keys(&s3);
     assert!(!keys.contains(&v2_key), "{keys:#?}");
     assert!(!keys.contains(&bundle), "{keys:#?}");
-    assert!(keys.contains(&v1_key), "{keys:#?}");
+    assert!(
+        keys.contains(&v1_key),
+        "the version before the current: {keys:#?}"
+    );
+    assert!(keys.contains(&format!("version/{v3}.wasm")), "{keys:#?}");
     assert!(
         stdout.contains(&format!("pruned s3://{BUCKET}/{v2_key}")),
         "{stdout}"
     );
     let (_, stdout, _) = cli_on(&s3, "versions", &["version"]);
-    assert_eq!(stdout.lines().count(), 2, "only the current one: {stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        3,
+        "the current one and the one before: {stdout}"
+    );
     let (code, _, stderr) = cli_on(&s3, "rollback", &["version", &v2[..8]]);
     assert_eq!(code, 1);
     assert!(stderr.contains("no version"), "{stderr}");
+    assert_eq!(lambda.call("version", Value::Null), json!("v3"));
+    // Back to the newest version unlike the current: v1.
     let (code, _, stderr) = cli_on(&s3, "rollback", &["version"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("no earlier version"), "{stderr}");
-    assert_eq!(lambda.call("version", Value::Null), json!("v1"));
+    assert_eq!(code, 0, "{stderr}");
+    eventually(Duration::from_secs(10), "v1 serving again", || {
+        lambda.call("version", Value::Null) == json!("v1")
+    });
 
     // `invoke` runs a function from the bucket as well as from a directory.
     let (code, stdout, stderr) = cli_on(&s3, "invoke", &["version"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.trim(), "\"v1\"");
+    let (code, _, stderr) = cli_on(&s3, "invoke", &["version", "--prefix", "nowhere"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("s3://functions/nowhere/"), "{stderr}");
 }

@@ -18,8 +18,37 @@
 //! place (`panicked at src/lib.rs:6:44: the input is a number: ParseIntError { .. }`), in the
 //! error the caller gets and in the bootstrap's log, instead of a bare "wasm `unreachable`
 //! instruction executed".
+//!
+//! # Capabilities
+//!
+//! The host acts on AWS for the function, within the `grants` of its manifest, and never hands it
+//! credentials. Each call is one line:
+//!
+//! ```ignore
+//! use wasm_lambda_sdk::{kv, queue, s3, secrets};
+//!
+//! let image = s3::get("uploads", "incoming/cat.png")?;          // Vec<u8>
+//! s3::put("uploads", "thumbnails/cat.png", &image, Some("image/png"))?;
+//! let visits = kv::incr("visits", "ada", 1)?;                    // i64
+//! kv::put("carts", "ada", b"{\"items\": []}", kv::Put::default())?;
+//! queue::send("jobs", r#"{"welcome": "ada@example.com"}"#)?;
+//! let key = secrets::get("stripe-key")?;                         // Vec<u8>
+//! ```
+//!
+//! Every call returns [`Error`] on failure, whose [`ErrorKind`] the function can match:
+//! `NotGranted` (the message names the grant that is missing), `NotFound`, `TooLarge`, `Timeout`,
+//! `Unavailable` (the service failed), `Invalid` (a bad request, such as a key with `..`) and
+//! `LimitExceeded` (too many host calls in one invocation).
 
+mod host;
+pub mod kv;
 pub mod panic;
+pub mod queue;
+pub mod s3;
+pub mod secrets;
+pub mod topic;
+
+pub use host::{Error, ErrorKind};
 
 pub use extism_pdk;
 

@@ -12,7 +12,15 @@ const MAX_MESSAGE: usize = 4096;
 /// a handler elsewhere (WASI).
 pub fn install() {
     static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| std::panic::set_hook(Box::new(report)));
+    INSTALLED.call_once(|| {
+        // The hook before (under WASI the default one, which writes to standard error) still
+        // runs after ours.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            previous(info);
+        }));
+    });
 }
 
 /// `panicked at src/lib.rs:6:44: <payload>`, on one line, at most [`MAX_MESSAGE`] bytes.

@@ -193,7 +193,10 @@ async fn main() -> ExitCode {
             timeout,
         } => {
             let store = match bucket {
-                Some(bucket) => StoreLocation::S3 { bucket, prefix },
+                Some(bucket) => {
+                    let Target { bucket, prefix } = Target::new(bucket, prefix);
+                    StoreLocation::S3 { bucket, prefix }
+                }
                 None => StoreLocation::Directory(dir),
             };
             invoke(&name, input, event, store, timeout).await

@@ -224,14 +224,13 @@ pub async fn versions(target: Target, name: &str) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    say!("{:<26}{:<14}", "VERSION", "MODULE");
-    let last = versions.len() - 1;
-    for (index, version) in versions.iter().enumerate() {
+    say!("{:<36}{:<14}", "VERSION", "MODULE");
+    for version in &versions {
         say!(
-            "{:<26}{:<14}{}",
+            "{:<36}{:<14}{}",
             version.id,
-            &version.module[..version.module.len().min(12)],
-            if index == last { "current" } else { "" }
+            version.short_module(),
+            if version.current { "current" } else { "" }
         );
     }
     ExitCode::SUCCESS
@@ -244,7 +243,7 @@ pub async fn rollback(target: Target, name: &str, version: Option<&str>) -> Exit
         Ok(restored) => say!(
             "rolled {name} back to {} (module {}); environments switch within REVALIDATE_AFTER",
             restored.id,
-            &restored.module[..restored.module.len().min(12)]
+            restored.short_module()
         ),
         Err(error) => {
             warn_user!("error: {error}");
