@@ -43,6 +43,9 @@ pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 /// against `MAX_LOG_BYTES` so that many tiny lines are bounded too.
 const LOG_LINE_OVERHEAD: usize = 128;
 
+/// How much earlier than the call a host call gives up (`Timeout`).
+const CAPABILITY_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What the host functions of one engine know about the call running on it.
 #[derive(Debug)]
 pub struct CallState {
@@ -184,7 +187,11 @@ fn capability_call(
             state.request_id.clone(),
             Arc::clone(&state.grants),
             Arc::clone(&state.capabilities),
-            state.deadline,
+            // Ends before the call does, so the function can still answer.
+            state
+                .deadline
+                .checked_sub(CAPABILITY_MARGIN)
+                .unwrap_or(state.deadline),
             state.host_calls,
         )
     };

@@ -55,20 +55,33 @@ impl Error {
 
 /// Calls operation `op` with the arguments `args` (a JSON object) and `body`: the reply's
 /// header fields and body.
-pub(crate) fn call(op: &str, mut args: Value, body: &[u8]) -> Result<(Value, Vec<u8>), Error> {
+pub fn call(op: &str, mut args: Value, body: &[u8]) -> Result<(Value, Vec<u8>), Error> {
     args["op"] = json!(op);
     let header = args.to_string();
     let mut frame = Vec::with_capacity(4 + header.len() + body.len());
     frame.extend_from_slice(&(header.len() as u32).to_le_bytes());
     frame.extend_from_slice(header.as_bytes());
     frame.extend_from_slice(body);
-    let request = Memory::from_bytes(&frame).map_err(|e| Error::protocol(e.to_string()))?;
+    decode(&call_frame(&frame))
+}
+
+/// Sends `frame` as it is and returns the reply frame (empty if the host gave none).
+pub fn call_frame(frame: &[u8]) -> Vec<u8> {
+    let Ok(request) = Memory::from_bytes(frame) else {
+        return Vec::new();
+    };
     // SAFETY: the offset is of a block just filled; the host takes ownership of it.
     let offset = unsafe { host_call(request.offset()) };
-    let reply =
-        Memory::find(offset).ok_or_else(|| Error::protocol("the host returned no reply"))?;
+    let Some(reply) = Memory::find(offset) else {
+        return Vec::new();
+    };
     let frame = reply.to_vec();
     reply.free();
+    frame
+}
+
+/// Reads a reply frame: its `ok` fields and body, or its error.
+pub fn decode(frame: &[u8]) -> Result<(Value, Vec<u8>), Error> {
     let (length, rest) = frame
         .split_first_chunk::<4>()
         .ok_or_else(|| Error::protocol("a reply shorter than its header length"))?;

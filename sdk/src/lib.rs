@@ -50,6 +50,12 @@ pub mod topic;
 
 pub use host::{Error, ErrorKind};
 
+/// The wire-level host call (see the README's host-call contract), for what the typed modules do
+/// not cover yet and for tools that test the host.
+pub mod raw {
+    pub use crate::host::{call, call_frame, decode};
+}
+
 pub use extism_pdk;
 
 /// Run by the runtime when it creates an instance (Extism calls a module's `_initialize`):

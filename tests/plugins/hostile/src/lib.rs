@@ -266,3 +266,40 @@ pub fn log_flood(Json(request): Json<Value>) -> FnResult<String> {
 pub fn big_error(bytes: String) -> FnResult<String> {
     Err(Error::msg("e".repeat(bytes.trim().parse().unwrap_or(0))).into())
 }
+
+/// One raw host call, or `repeat` of them: `{"op", "args", "body" | "body_bytes", "repeat"}`, or a
+/// raw `frame` (text) sent as it is. Answers the last reply: `{"ok", "body", "body_len"}` or
+/// `{"error", "message"}`.
+#[plugin_fn]
+pub fn capability(Json(request): Json<Value>) -> FnResult<Json<Value>> {
+    use wasm_lambda_sdk::raw;
+    if let Some(frame) = request["frame"].as_str() {
+        let reply = raw::call_frame(frame.as_bytes());
+        let answer = match raw::decode(&reply) {
+            Ok((header, body)) => json!({"ok": header, "body_len": body.len()}),
+            Err(error) => json!({"error": format!("{:?}", error.kind), "message": error.message}),
+        };
+        return Ok(Json(answer));
+    }
+    let op = request["op"].as_str().unwrap_or_default();
+    let args = request.get("args").cloned().unwrap_or(json!({}));
+    let body = match request["body_bytes"].as_u64() {
+        Some(length) => vec![b'x'; length as usize],
+        None => request["body"].as_str().unwrap_or_default().as_bytes().to_vec(),
+    };
+    let mut last = Value::Null;
+    for _ in 0..request["repeat"].as_u64().unwrap_or(1) {
+        last = match raw::call(op, args.clone(), &body) {
+            Ok((header, body)) => json!({
+                "ok": header,
+                "body": String::from_utf8_lossy(&body),
+                "body_len": body.len(),
+            }),
+            Err(error) => json!({"error": format!("{:?}", error.kind), "message": error.message}),
+        };
+        if last.get("error").is_some() {
+            break;
+        }
+    }
+    Ok(Json(last))
+}
