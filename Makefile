@@ -46,13 +46,34 @@ plugins: tools
 # The bootstrap under cargo-lambda's Runtime API emulator, on the local function store, while
 # `wasm-lambda build --watch` rebuilds each function whose sources change: the next request runs
 # the new module, nothing restarts (.cargolambdaignore keeps functions/ out of cargo-lambda's watch).
+# The functions' capabilities (S3, key-value, queues, topics, secrets) act on a local
+# AWS-compatible server on AWS_PORT, where `wasm-lambda provision` creates what their grants name;
+# `make run AWS=real` uses the AWS account and region of your environment instead.
 #   curl http://localhost:9000/lambda-url/bootstrap/hello/world
+AWS         ?= local
+AWS_PORT    ?= 4566
+ifeq ($(AWS),local)
+RUN_AWS_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_PORT) AWS_ACCESS_KEY_ID=local \
+               AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+else
+RUN_AWS_ENV := $(foreach v,AWS_PROFILE AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
+               AWS_SESSION_TOKEN KV_TABLE SOURCE_NAMES,$(if $($(v)),$(v)=$($(v))))
+endif
 run: functions
 	cargo build --bin wasm-lambda
 	@trap 'kill 0' INT TERM EXIT; \
+	if [ "$(AWS)" = local ]; then \
+		moto_server -H 127.0.0.1 -p $(AWS_PORT) > $(VENV)/aws-server.log 2>&1 & \
+		for i in $$(seq 1 300); do \
+			python3 -c "import socket, sys; sys.exit(socket.socket().connect_ex(('127.0.0.1', $(AWS_PORT))))" \
+				&& break; sleep 0.2; \
+		done; \
+		env $(RUN_AWS_ENV) target/debug/wasm-lambda provision functions || exit 1; \
+	fi; \
 	target/debug/wasm-lambda build --watch functions & \
 	cargo lambda watch --bin bootstrap -A 127.0.0.1 -P $(PORT) \
-		--env-var FUNCTIONS_DIR=$(CURDIR)/functions
+		--env-var FUNCTIONS_DIR=$(CURDIR)/functions \
+		$(foreach pair,$(RUN_AWS_ENV),--env-var $(pair))
 
 # The SAM template: lint it offline.
 template: tools

@@ -11,26 +11,6 @@ use std::time::{Duration, Instant};
 use common::{Lambda, S3Server, Store, hostile_wasm};
 use serde_json::{Value, json};
 
-/// The AWS SDK configuration of the local server.
-fn sdk_config(s3: &S3Server) -> aws_config::SdkConfig {
-    common::block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(s3.endpoint())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .load(),
-    )
-}
-
-/// The bootstrap's environment: every AWS service at the local server.
-fn aws_env(s3: &S3Server) -> Vec<(&'static str, String)> {
-    let mut env = s3.env();
-    env.push(("AWS_ENDPOINT_URL", s3.endpoint()));
-    env
-}
-
 /// The bucket, table, queue, topic, secret and parameter the grants below name.
 struct Services {
     s3: S3Server,
@@ -40,7 +20,7 @@ struct Services {
 
 fn services() -> Services {
     let s3 = S3Server::start();
-    let config = sdk_config(&s3);
+    let config = s3.sdk_config();
     s3.create_bucket("uploads");
     s3.put("uploads", "incoming/a.txt", b"hello, object");
     s3.put("uploads", "secret/x", b"top secret");
@@ -153,7 +133,7 @@ fn granted_capabilities_work_end_to_end() {
     let services = services();
     let store = Store::new();
     capable(&store, "capable", GRANTS);
-    let env = aws_env(&services.s3);
+    let env = services.s3.aws_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let lambda = Lambda::start(store.path(), &env);
     let reply = |op, args: Value, body| call(&lambda, "capable", op, args, body);
@@ -351,7 +331,7 @@ fn a_function_reaches_only_what_it_was_granted() {
     let store = Store::new();
     capable(&store, "capable", GRANTS);
     capable(&store, "bare", "");
-    let env = aws_env(&services.s3);
+    let env = services.s3.aws_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let lambda = Lambda::start(store.path(), &env);
     let reply = |op, args: Value, body| call(&lambda, "capable", op, args, body);
@@ -595,4 +575,30 @@ fn a_service_that_never_answers_costs_a_timeout_before_the_deadline() {
     );
     refused(&again, "Timeout", "time ran out");
     drop(hole);
+}
+
+#[test]
+fn the_example_functions_act_through_their_grants() {
+    // `make run`'s loop: the examples' store, provisioned on the local server.
+    let aws = S3Server::start();
+    let functions = std::path::Path::new(common::ROOT).join("functions");
+    aws.provision(&functions, &[]);
+    let env = aws.aws_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let lambda = Lambda::start(&functions, &env);
+
+    // hello counts visits per name in its `visits` namespace.
+    for visit in 1..=2 {
+        let (status, _, body) = lambda.url("GET", "/hello/ada", None);
+        assert_eq!(
+            (status, body),
+            (200, format!("Hello, ada! (visit {visit})\n")),
+            "{}",
+            lambda.logs()
+        );
+    }
+    assert_eq!(
+        lambda.url("GET", "/hello/grace", None).2,
+        "Hello, grace! (visit 1)\n"
+    );
 }

@@ -21,6 +21,7 @@ fn cli(args: &[&str]) -> (i32, String, String) {
         .current_dir(ROOT)
         .env_remove("FUNCTIONS_DIR")
         .env_remove("RUST_LOG")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
     (
@@ -92,6 +93,11 @@ fn validate_reports_every_problem_at_once_with_its_file() {
         &constant_plugin("3"),
         "hooks:\n  - {type: sqs, queue: emails}\n",
     );
+    store.add_wat(
+        "granted",
+        &constant_plugin("4"),
+        "grants:\n  s3: [{bucket: uploads, access: read}, {bucket: photos, access: read}]\n  queues: [jobs, emails]\n  topics: [alerts]\n  kv: [visits]\n",
+    );
     let dir = store.path().to_str().unwrap();
 
     let (code, stdout, stderr) = cli(&["validate", dir, "--template", "template.yaml"]);
@@ -108,6 +114,10 @@ fn validate_reports_every_problem_at_once_with_its_file() {
         "second/manifest.yaml: route GET /same -> second conflicts with GET /same -> first",
         "mailer: ",
         "mailer/manifest.yaml: hooks[0]: template.yaml delivers no sqs source named `emails`",
+        // Grants name what the template defines, by its own name or a SOURCE_NAMES entry.
+        "granted/manifest.yaml: grants.s3[1].bucket: template.yaml: the template defines no bucket `photos`",
+        "granted/manifest.yaml: grants.queues[1]: template.yaml: the template defines no queue `emails`",
+        "granted/manifest.yaml: grants.topics[0]: template.yaml: the template defines no topic `alerts`",
     ] {
         assert!(
             stderr.contains(expected),
@@ -115,9 +125,14 @@ fn validate_reports_every_problem_at_once_with_its_file() {
         );
     }
 
-    // Without a template, hooks are not checked against one.
+    for granted in ["grants.s3[0]", "grants.queues[0]", "grants.kv"] {
+        assert!(!stderr.contains(granted), "{granted} is defined: {stderr}");
+    }
+
+    // Without a template, hooks and grants are not checked against one.
     let (_, _, stderr) = cli(&["validate", dir, "--no-template"]);
     assert!(!stderr.contains("mailer"), "{stderr}");
+    assert!(!stderr.contains("granted"), "{stderr}");
     let (code, _, stderr) = cli(&["validate", "/no/such/dir"]);
     assert_eq!(code, 2, "{stderr}");
 }
@@ -344,6 +359,8 @@ fn every_command_has_help_and_documents_exit_codes() {
         vec!["prune", "--help"],
         vec!["versions", "--help"],
         vec!["rollback", "--help"],
+        vec!["policy", "--help"],
+        vec!["provision", "--help"],
     ] {
         let (code, stdout, _) = cli(&command);
         assert_eq!(code, 0, "{command:?}");
@@ -423,4 +440,38 @@ fn an_edit_is_served_on_the_next_request_without_restarting_anything() {
     );
     let _ = watcher.kill();
     let _ = watcher.wait();
+}
+
+#[test]
+fn policy_prints_exactly_what_the_examples_grants_need() {
+    let (code, stdout, stderr) = cli(&["policy", "functions"]);
+    assert_eq!(code, 0, "{stderr}");
+    let policy: Value = serde_json::from_str(&stdout).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    let allowing = |action: &str| -> Vec<&Value> {
+        statements
+            .iter()
+            .filter(|s| s["Action"].as_array().unwrap().iter().any(|a| a == action))
+            .collect()
+    };
+    assert_eq!(
+        allowing("s3:GetObject")[0]["Resource"],
+        json!(["arn:aws:s3:::uploads/incoming/*"])
+    );
+    assert_eq!(
+        allowing("s3:PutObject")[0]["Resource"],
+        json!(["arn:aws:s3:::uploads/thumbnails/*"])
+    );
+    assert_eq!(
+        allowing("dynamodb:UpdateItem")[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+        json!(["results", "visits"])
+    );
+    assert_eq!(
+        allowing("sqs:SendMessage")[0]["Resource"],
+        json!(["arn:aws:sqs:*:*:jobs"])
+    );
+    // Nothing else: no topic, no secret.
+    assert!(
+        allowing("sns:Publish").is_empty() && allowing("secretsmanager:GetSecretValue").is_empty()
+    );
 }

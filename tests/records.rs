@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Lambda, Reaction, Store, assert_error, event, reacting_to};
+use common::{Lambda, Reaction, S3Server, Store, assert_error, event, reacting_to};
 use serde_json::{Value, json};
 
 /// The example functions with their own manifests, plus functions that fan out, fail or spin.
@@ -34,7 +34,7 @@ fn store() -> Store {
     store.add_built(
         "fifo-worker",
         "job-worker",
-        "hooks:\n  - {type: sqs, queue: jobs.fifo}\n",
+        "grants: {kv: [results]}\nhooks:\n  - {type: sqs, queue: jobs.fifo}\n",
     );
     store.add_built(
         "user-sync",
@@ -59,8 +59,36 @@ fn store() -> Store {
     store
 }
 
-fn start(store: &Store) -> Lambda {
-    Lambda::start(store.path(), &[("RUST_LOG", "info,wasm_lambda=debug")])
+/// The local AWS-compatible server with what the store's grants and hooks name (under the
+/// deployed names `source_names` gives, if any), and the uploads the S3 fixtures announce.
+fn aws(store: &Store, source_names: Option<&str>) -> S3Server {
+    let aws = S3Server::start();
+    let extra: Vec<(&str, &str)> = source_names
+        .map(|n| ("SOURCE_NAMES", n))
+        .into_iter()
+        .collect();
+    aws.provision(store.path(), &extra);
+    let bucket = source_names
+        .and_then(|names| names.split(',').find_map(|p| p.strip_prefix("uploads=")))
+        .unwrap_or("uploads");
+    for key in ["incoming/a b/c.png", "incoming/photo.png"] {
+        aws.put(bucket, key, format!("image bytes of {key}").as_bytes());
+    }
+    aws
+}
+
+/// The bootstrap over `store`, its capabilities at `aws`, with `extra` environment.
+fn start_on(store: &Store, aws: &S3Server, extra: &[(&str, &str)]) -> Lambda {
+    let env = aws.aws_env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("RUST_LOG", "info,wasm_lambda=debug"));
+    all.extend_from_slice(extra);
+    Lambda::start(store.path(), &all)
+}
+
+fn start(store: &Store) -> (Lambda, S3Server) {
+    let aws = aws(store, None);
+    (start_on(store, &aws, &[]), aws)
 }
 
 fn failures(ids: &[&str]) -> Value {
@@ -92,7 +120,7 @@ fn delivered(lambda: &Lambda, function: &str, expected: usize) -> Vec<String> {
 #[test]
 fn s3_notifications_fan_out_with_decoded_keys() {
     let store = store();
-    let lambda = start(&store);
+    let (lambda, aws) = start(&store);
 
     assert_eq!(
         lambda.invoke(&event("s3-put-encoded-key.json")),
@@ -104,6 +132,15 @@ fn s3_notifications_fan_out_with_decoded_keys() {
         "{}",
         upload[0]
     );
+    // It read the object and wrote what it derived under thumbnails/, through its grants.
+    let derived = aws
+        .get("uploads", "thumbnails/c.png.json")
+        .expect("the derived object");
+    let derived: Value = serde_json::from_slice(&derived).unwrap();
+    assert_eq!(derived["source"], "incoming/a b/c.png");
+    let object = "image bytes of incoming/a b/c.png";
+    assert_eq!(derived["bytes"], object.len());
+    assert_eq!(derived["head"], &object[..32], "its first 32 bytes");
 
     // A put under incoming/, a delete, and a put elsewhere: on-upload takes only the first,
     // audit (the whole bucket) all three.
@@ -126,10 +163,30 @@ fn s3_notifications_fan_out_with_decoded_keys() {
 #[test]
 fn sqs_batches_report_exactly_the_failed_messages() {
     let store = store();
-    let lambda = start(&store);
+    let (lambda, aws) = start(&store);
 
     assert_eq!(lambda.invoke(&event("sqs-batch.json")), failures(&[]));
     delivered(&lambda, "job-worker", 3);
+    // Each job's result is in the `results` namespace, under its message id.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk_config());
+    for id in ["msg-1", "msg-2", "msg-3"] {
+        let item = common::block_on(
+            dynamodb
+                .get_item()
+                .table_name("wasm-lambda-kv")
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("results".into()),
+                )
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
+                .send(),
+        )
+        .unwrap();
+        let value = item.item().and_then(|item| item.get("value")).cloned();
+        let value = value.and_then(|v| v.as_b().ok().map(|b| b.as_ref().to_vec()));
+        let result: Value = serde_json::from_slice(&value.expect(id)).unwrap();
+        assert_eq!(result["queue"], "jobs", "{result}");
+    }
 
     assert_eq!(
         lambda.invoke(&event("sqs-poison.json")),
@@ -163,7 +220,7 @@ fn sns_notifications_fail_the_invocation_when_a_function_fails() {
         &reacting_to("95% full", Reaction::Fail),
         "hooks:\n  - {type: sns, topic: alerts}\n",
     );
-    let lambda = start(&store);
+    let (lambda, _aws) = start(&store);
 
     let answer = lambda.invoke(&event("sns-notification.json"));
     assert_error(&answer, "FunctionError", "1 of 1 records failed");
@@ -184,7 +241,7 @@ fn sns_notifications_fail_the_invocation_when_a_function_fails() {
 #[test]
 fn dynamodb_streams_route_by_table_and_action_and_stop_at_the_first_failure() {
     let store = store();
-    let lambda = start(&store);
+    let (lambda, aws) = start(&store);
 
     assert_eq!(lambda.invoke(&event("dynamodb-users.json")), failures(&[]));
     let welcome = delivered(&lambda, "on-user-insert", 1);
@@ -193,6 +250,19 @@ fn dynamodb_streams_route_by_table_and_action_and_stop_at_the_first_failure() {
         "{}",
         welcome[0]
     );
+    // The welcome message went to the jobs queue, through its grant.
+    let sqs = aws_sdk_sqs::Client::new(&aws.sdk_config());
+    let received = common::block_on(async {
+        let url = sqs.get_queue_url().queue_name("jobs").send().await.unwrap();
+        sqs.receive_message()
+            .queue_url(url.queue_url().unwrap())
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap()
+    });
+    let message: Value = serde_json::from_str(received.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(message["to"], "ada@example.com", "{message}");
     delivered(&lambda, "user-sync", 2);
 
     // The first insert fails (no email): it and the record after it are retried, in order.
@@ -207,7 +277,7 @@ fn dynamodb_streams_route_by_table_and_action_and_stop_at_the_first_failure() {
 #[test]
 fn kinesis_records_are_decoded_and_failures_named_by_sequence_number() {
     let store = store();
-    let lambda = start(&store);
+    let (lambda, _aws) = start(&store);
 
     // The second record is binary; `clicks` fails on it.
     assert_eq!(
@@ -220,7 +290,7 @@ fn kinesis_records_are_decoded_and_failures_named_by_sequence_number() {
 #[test]
 fn schedules_and_eventbridge_events_reach_their_functions() {
     let store = store();
-    let lambda = start(&store);
+    let (lambda, _aws) = start(&store);
 
     assert_eq!(lambda.invoke(&event("schedule-nightly.json")), Value::Null);
     let nightly = delivered(&lambda, "nightly", 1);
@@ -284,16 +354,9 @@ fn records_the_deadline_leaves_no_time_for_are_reported_failed() {
 #[test]
 fn deployed_resources_route_under_the_names_hooks_use() {
     let store = store();
-    let lambda = Lambda::start(
-        store.path(),
-        &[
-            ("RUST_LOG", "info,wasm_lambda=debug"),
-            (
-                "SOURCE_NAMES",
-                "jobs=prod-stack-JobsQueue-1A2B3C,uploads=prod-uploads-123456789012",
-            ),
-        ],
-    );
+    let names = "jobs=prod-stack-JobsQueue-1A2B3C,uploads=prod-uploads-123456789012";
+    let aws = aws(&store, Some(names));
+    let lambda = start_on(&store, &aws, &[("SOURCE_NAMES", names)]);
 
     let mut batch = event("sqs-batch.json");
     for record in batch["Records"].as_array_mut().unwrap() {

@@ -135,6 +135,22 @@ enum Command {
         #[command(flatten)]
         store: BucketArgs,
     },
+    /// Print the IAM policy the bootstrap's role needs for the functions' grants (least
+    /// privilege: by bucket and prefix, key-value namespace, queue, topic and secret).
+    #[command(after_help = EXIT_CODES)]
+    Policy {
+        /// The function directory.
+        #[arg(default_value = "functions")]
+        dir: PathBuf,
+    },
+    /// On a local AWS-compatible server (AWS_ENDPOINT_URL), create what the functions' grants
+    /// and hooks name: buckets, the key-value table, queues, topics, secrets (placeholders).
+    #[command(after_help = EXIT_CODES)]
+    Provision {
+        /// The function directory.
+        #[arg(default_value = "functions")]
+        dir: PathBuf,
+    },
     /// Make an earlier version of a function current again (environments switch within
     /// REVALIDATE_AFTER).
     #[command(after_help = EXIT_CODES)]
@@ -225,6 +241,40 @@ async fn main() -> ExitCode {
         }
         Command::Prune { store, keep } => cli::publish::prune(store.target(), keep).await,
         Command::Versions { name, store } => cli::publish::versions(store.target(), &name).await,
+        Command::Policy { dir } => match cli::resources::needs(&dir) {
+            Ok(needs) => {
+                let policy = cli::resources::policy(
+                    &needs,
+                    &cli::resources::resource_names(),
+                    &cli::resources::kv_table(),
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&policy).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for problem in &problems {
+                    eprintln!("error: {problem}");
+                }
+                ExitCode::FAILURE
+            }
+        },
+        Command::Provision { dir } => match cli::provision::provision(&dir).await {
+            Ok(done) => {
+                for line in done {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for problem in &problems {
+                    eprintln!("error: {problem}");
+                }
+                ExitCode::FAILURE
+            }
+        },
         Command::Rollback {
             name,
             version,

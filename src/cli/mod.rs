@@ -1,8 +1,11 @@
-//! The developer CLI's commands (`wasm-lambda`): validate, build, invoke, routes, new, publish.
+//! The developer CLI's commands (`wasm-lambda`): validate, build, invoke, routes, new, publish,
+//! versions, rollback, prune, policy, provision.
 //! `src/bin/wasm-lambda.rs` parses the command line; the work is here.
 
 pub mod build;
+pub mod provision;
 pub mod publish;
+pub mod resources;
 pub mod scaffold;
 pub mod template;
 pub mod validate;

@@ -30,11 +30,16 @@ pub struct Source {
     pub detail_types: Vec<String>,
 }
 
-/// The bootstrap's event sources in a template.
+/// The bootstrap's event sources in a template, and the resources grants may name.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub file: String,
     pub sources: Vec<Source>,
+    /// The names each bucket, queue and topic of the template is known by, by kind (`s3`,
+    /// `queues`, `topics`).
+    pub resources: std::collections::BTreeMap<&'static str, BTreeSet<String>>,
+    /// Whether the bootstrap is given a key-value table (`KV_TABLE`).
+    pub kv_table: bool,
 }
 
 /// The logical id a `!Ref X`, `!GetAtt X.Attr`, `{Ref: X}` or `{Fn::GetAtt: [X, Attr]}` points
@@ -236,7 +241,76 @@ impl Template {
             };
             sources.push(Source { event, ..source });
         }
-        Ok(Template { file, sources })
+        let mut named_resources = std::collections::BTreeMap::new();
+        for (id, resource) in resources {
+            let Some(id) = id.as_str() else { continue };
+            let (kind, name_property) = match resource.get("Type").and_then(Value::as_str) {
+                Some("AWS::S3::Bucket") => ("s3", "BucketName"),
+                Some("AWS::SQS::Queue") => ("queues", "QueueName"),
+                Some("AWS::SNS::Topic") => ("topics", "TopicName"),
+                _ => continue,
+            };
+            named_resources
+                .entry(kind)
+                .or_insert_with(BTreeSet::new)
+                .extend(names_of(id, name_property));
+        }
+        let kv_table = properties["Environment"]["Variables"]
+            .get("KV_TABLE")
+            .is_some();
+        Ok(Template {
+            file,
+            sources,
+            resources: named_resources,
+            kv_table,
+        })
+    }
+
+    /// Why each grant of `grants` names what this template does not define or map:
+    /// `(field, reason)`. Secrets live outside templates and are not checked.
+    pub fn check_grants(&self, grants: &crate::manifest::Grants) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let known = |kind: &str, name: &str| {
+            self.resources
+                .get(kind)
+                .is_some_and(|names| names.contains(name))
+        };
+        let what = |kind: &str| match kind {
+            "s3" => "bucket",
+            "queues" => "queue",
+            _ => "topic",
+        };
+        let mut check = |kind: &'static str, field: String, name: &str| {
+            if !known(kind, name) {
+                problems.push((
+                    field,
+                    format!(
+                        "{}: the template defines no {} `{name}` (by its own name or a SOURCE_NAMES entry)",
+                        self.file,
+                        what(kind)
+                    ),
+                ));
+            }
+        };
+        for (index, grant) in grants.s3.iter().enumerate() {
+            check("s3", format!("grants.s3[{index}].bucket"), &grant.bucket);
+        }
+        for (index, queue) in grants.queues.iter().enumerate() {
+            check("queues", format!("grants.queues[{index}]"), queue);
+        }
+        for (index, topic) in grants.topics.iter().enumerate() {
+            check("topics", format!("grants.topics[{index}]"), topic);
+        }
+        if !grants.kv.is_empty() && !self.kv_table {
+            problems.push((
+                "grants.kv".to_string(),
+                format!(
+                    "{}: the bootstrap has no KV_TABLE, so key-value state has no table",
+                    self.file
+                ),
+            ));
+        }
+        problems
     }
 
     /// Why `hook` cannot be delivered by this template, if it cannot.

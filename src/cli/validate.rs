@@ -3,7 +3,8 @@
 //! - every manifest parses and validates;
 //! - every module exists, compiles and exports the entrypoints its manifest names;
 //! - no two functions claim the same route;
-//! - every hook is one the SAM template can deliver (when there is a template).
+//! - every hook is one the SAM template can deliver, and every grant names a bucket, queue or
+//!   topic the template defines (and key-value state a table it gives), when there is a template.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -72,6 +73,9 @@ pub async fn validate(dir: &Path, template: Option<&Path>) -> Result<Report, Str
             if let Err(reason) = template.check(hook) {
                 report.problem(name, format!("{file}: hooks[{index}]: {reason}"));
             }
+        }
+        for (field, reason) in template.check_grants(&entry.manifest.grants) {
+            report.problem(name, format!("{file}: {field}: {reason}"));
         }
     }
 

@@ -184,6 +184,9 @@ impl Lambda {
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            // No instance metadata here: a capability without AWS configured fails at once
+            // rather than after the metadata service's timeouts.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "info");
         let tmp =
             (!env.iter().any(|(name, _)| *name == "TMPDIR")).then(|| tempfile::tempdir().unwrap());
@@ -500,6 +503,69 @@ impl S3Server {
             ("AWS_CONFIG_FILE", "/nonexistent".to_string()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_string()),
         ]
+    }
+
+    /// The environment that points every AWS service (S3, DynamoDB, SQS, SNS, Secrets Manager,
+    /// SSM) at this server.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        env.push(("AWS_ENDPOINT_URL", self.endpoint()));
+        env
+    }
+
+    /// An AWS SDK configuration for this server (any service's client).
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.endpoint())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .load(),
+        )
+    }
+
+    /// The object `key` of `bucket`, if there is one.
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        block_on(async {
+            let object = self
+                .client()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await;
+            Some(
+                object
+                    .ok()?
+                    .body
+                    .collect()
+                    .await
+                    .ok()?
+                    .into_bytes()
+                    .to_vec(),
+            )
+        })
+    }
+
+    /// `wasm-lambda provision dir` against this server, with `extra` environment: creates what
+    /// the functions' grants and hooks name.
+    pub fn provision(&self, dir: &Path, extra: &[(&str, &str)]) {
+        let output = Command::new(env!("CARGO_BIN_EXE_wasm-lambda"))
+            .arg("provision")
+            .arg(dir)
+            .env_remove("SOURCE_NAMES")
+            .envs(self.aws_env())
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "provision failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// The server's request log so far (one line per request), including every request answered

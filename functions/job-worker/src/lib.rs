@@ -1,10 +1,11 @@
-//! Works through the `jobs` queue. A message it cannot process (a body with `poison` in it)
+//! Works through the `jobs` queue and records each job's result in the `results` key-value
+//! namespace, under the message id. A message it cannot process (a body with `poison` in it)
 //! fails, so the adapter reports exactly that message in `batchItemFailures` and SQS redelivers
 //! it (and, after the queue's redrive limit, moves it to the dead-letter queue).
 
 use extism_pdk::*;
 use serde_json::{Value, json};
-use wasm_lambda_sdk as _;
+use wasm_lambda_sdk::kv;
 
 #[plugin_fn]
 pub fn handle(Json(message): Json<Value>) -> FnResult<Json<Value>> {
@@ -16,5 +17,8 @@ pub fn handle(Json(message): Json<Value>) -> FnResult<Json<Value>> {
         ))
         .into());
     }
-    Ok(Json(json!({"done": body, "queue": message["queue"]})))
+    let id = message["message_id"].as_str().unwrap_or_default();
+    let result = json!({"done": body, "queue": message["queue"]});
+    kv::put("results", id, result.to_string().as_bytes(), kv::Put::default())?;
+    Ok(Json(result))
 }
