@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cache::{Loaded, PluginCache};
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, HostMeter, Invoker, METER};
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
 use crate::deliver::{Outcome, deliver};
@@ -102,9 +102,17 @@ pub struct Adapter {
     metrics: bool,
     /// What calls leave for after their invocation has answered.
     after_response: Arc<AfterResponse>,
+    /// What host capabilities act with; it invokes functions through this adapter.
+    capabilities: Arc<Capabilities>,
 }
 
 impl Adapter {
+    /// Lets functions invoke each other through this adapter (`grants.functions`).
+    pub fn serve_invocations(self: &Arc<Self>) {
+        let invoker: Arc<dyn Invoker> = Arc::clone(self) as Arc<dyn Invoker>;
+        self.capabilities.attach(Arc::downgrade(&invoker));
+    }
+
     /// Stops writing metrics lines (for a CLI whose stdout carries the answer).
     pub fn without_metrics(mut self) -> Adapter {
         self.metrics = false;
@@ -168,6 +176,7 @@ impl Adapter {
             &config.kv_table,
             config.secrets_ttl,
         ));
+        let capabilities = Arc::clone(&options.capabilities);
         // While the catalog loads: the kernel every plugin embeds, into the compile cache.
         let kernel = {
             let options = options.clone();
@@ -183,6 +192,7 @@ impl Adapter {
             served: AtomicBool::new(false),
             metrics: true,
             after_response,
+            capabilities,
         };
         let loaded = adapter.catalog.snapshot(INIT_LOAD_WAIT).await;
         let _ = kernel.await;
@@ -385,11 +395,16 @@ impl Adapter {
         let context = &invocation.context;
         let input = input(&self.invocation_context(context, function, budget));
         let started = Instant::now();
-        let result = compiled
-            // The call has what loading left of the function's timeout.
-            .call(entrypoint, input, loading, limit, &context.request_id)
+        let meter = Arc::new(HostMeter::default());
+        let result = METER
+            .scope(
+                Arc::clone(&meter),
+                // The call has what loading left of the function's timeout.
+                compiled.call(entrypoint, input, loading, limit, &context.request_id),
+            )
             .await;
         usage.call = started.elapsed();
+        usage.host = meter.usage();
         let called = result?;
         usage.instantiate = called.instantiate;
         usage.call = usage.call.saturating_sub(called.instantiate);
@@ -531,6 +546,40 @@ impl Adapter {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// `function.invoke`: the callee runs as a direct invocation would run it, with its own
+/// manifest, limits and grants, within the caller's deadline.
+#[async_trait::async_trait]
+impl Invoker for Adapter {
+    async fn invoke(
+        &self,
+        function: &str,
+        input: Vec<u8>,
+        deadline: std::time::Instant,
+        request_id: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        let entry = self.catalog.entry(function, remaining).await?;
+        let limit = entry
+            .manifest
+            .timeout
+            .map_or(remaining, |t| t.min(remaining));
+        let loading = Instant::now();
+        let (compiled, _) = self.load(&entry, limit).await?;
+        let span = info_span!("invoke", function = %function, trigger = "function");
+        let called = compiled
+            .call(
+                &entry.manifest.entrypoint,
+                input,
+                loading,
+                limit,
+                request_id,
+            )
+            .instrument(span)
+            .await?;
+        Ok(called.output)
     }
 }
 

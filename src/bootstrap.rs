@@ -58,6 +58,7 @@ pub fn run(config: Config) -> Result<(), lambda_runtime::Error> {
 async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     // Store, catalog, routes and plugin cache: built once, shared by every invocation.
     let adapter = Arc::new(Adapter::init(config).await?);
+    adapter.serve_invocations();
 
     let handler = {
         let adapter = Arc::clone(&adapter);

@@ -13,9 +13,10 @@
 //! block), bounded by the invocation's remaining time and by size caps. The SDK clients are made
 //! on first use, one per service per process.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -46,6 +47,71 @@ pub const MAX_HOST_CALLS: u32 = 1000;
 pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
 /// The key-value table when `KV_TABLE` is unset.
 pub const DEFAULT_KV_TABLE: &str = "wasm-lambda-kv";
+/// How deep functions may invoke each other (a loop stops here with `LimitExceeded`).
+pub const MAX_INVOKE_DEPTH: u32 = 8;
+/// The largest input one function may pass another (Lambda's synchronous payload limit).
+pub const MAX_INVOKE_INPUT_BYTES: usize = 6 * 1024 * 1024;
+
+/// Runs another function of the store for a host call (`function.invoke`): with the callee's own
+/// manifest, limits and grants, within `deadline`.
+#[async_trait::async_trait]
+pub trait Invoker: Send + Sync {
+    async fn invoke(
+        &self,
+        function: &str,
+        input: Vec<u8>,
+        deadline: Instant,
+        request_id: &str,
+    ) -> Result<Vec<u8>, crate::error::Error>;
+}
+
+tokio::task_local! {
+    /// How many `function.invoke` calls the running call is nested in.
+    static DEPTH: u32;
+    /// Where the running invocation's host calls are counted.
+    pub static METER: Arc<HostMeter>;
+}
+
+/// The capabilities, as metrics name them.
+pub const FAMILIES: [&str; 6] = ["s3", "kv", "queue", "topic", "secret", "function"];
+
+/// Host calls per capability: how many, and how long they took.
+pub type HostUsage = [(u32, Duration); FAMILIES.len()];
+
+/// One invocation's host calls, counted as they are made (by whichever thread runs them).
+#[derive(Debug, Default)]
+pub struct HostMeter(Mutex<HostUsage>);
+
+impl HostMeter {
+    /// Counts a call of operation `op` that took `elapsed`.
+    pub fn record(&self, op: &str, elapsed: Duration) {
+        let family = op.split('.').next().unwrap_or_default();
+        if let Some(index) = FAMILIES.iter().position(|f| *f == family) {
+            let mut usage = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            usage[index].0 += 1;
+            usage[index].1 += elapsed;
+        }
+    }
+
+    pub fn usage(&self) -> HostUsage {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The meter of the invocation running in this task, if it has one.
+pub fn current_meter() -> Option<Arc<HostMeter>> {
+    METER.try_with(Arc::clone).ok()
+}
+
+/// The nesting depth of the call running in this task (0 for one an event started).
+pub fn current_depth() -> u32 {
+    DEPTH.try_with(|depth| *depth).unwrap_or(0)
+}
+
+thread_local! {
+    /// Set on the capabilities runtime's own threads.
+    static ON_CAPABILITIES_RUNTIME: Cell<bool> = const { Cell::new(false) };
+}
 
 /// What a guest can match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +234,7 @@ pub struct Capabilities {
     queue_urls: Mutex<HashMap<String, String>>,
     topic_arns: Mutex<HashMap<String, String>>,
     secrets: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+    invoker: OnceLock<Weak<dyn Invoker>>,
 }
 
 impl std::fmt::Debug for Capabilities {
@@ -203,6 +270,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("capabilities")
+            .on_thread_start(|| ON_CAPABILITIES_RUNTIME.with(|on| on.set(true)))
             .enable_all()
             .build()
             .expect("the capabilities runtime starts")
@@ -235,6 +303,7 @@ struct Args {
     group_id: Option<String>,
     dedup_id: Option<String>,
     name: Option<String>,
+    function: Option<String>,
 }
 
 impl Args {
@@ -263,7 +332,14 @@ impl Capabilities {
             queue_urls: Mutex::default(),
             topic_arns: Mutex::default(),
             secrets: Mutex::default(),
+            invoker: OnceLock::new(),
         }
+    }
+
+    /// What `function.invoke` runs functions with (the bootstrap's adapter); unset, the call is
+    /// `Unavailable`.
+    pub fn attach(&self, invoker: Weak<dyn Invoker>) {
+        let _ = self.invoker.set(invoker);
     }
 
     /// The deployed resource a logical name stands for.
@@ -274,13 +350,15 @@ impl Capabilities {
             .unwrap_or_else(|| name.to_string())
     }
 
-    /// Performs one host call of a function with `grants`, to end by `deadline`.
+    /// Performs one host call of a function with `grants`, to end by `deadline`, for the
+    /// invocation `request_id`, from a call nested `depth` invocations deep.
     pub fn call(
         self: &Arc<Self>,
         grants: &Grants,
         header: Value,
         body: &[u8],
         deadline: Instant,
+        (request_id, depth): (&str, u32),
     ) -> Result<Reply, CallError> {
         let args: Args = serde_json::from_value(header)
             .map_err(|error| invalid(format!("the request is not valid: {error}")))?;
@@ -391,9 +469,49 @@ impl Capabilities {
                 }
                 self.run(deadline, async move { this.secret(name).await })
             }
+            "function.invoke" => {
+                let function = args.need(&args.function, "function")?.to_string();
+                if !grants.functions.contains(&function) {
+                    return Err(not_granted(format!(
+                        "no grant `functions: [{function}]` allows invoking function `{function}`"
+                    )));
+                }
+                if depth >= MAX_INVOKE_DEPTH {
+                    return Err(CallError::new(
+                        Kind::LimitExceeded,
+                        format!("functions invoke each other at most {MAX_INVOKE_DEPTH} deep"),
+                    ));
+                }
+                if body.len() > MAX_INVOKE_INPUT_BYTES {
+                    return Err(CallError::new(
+                        Kind::TooLarge,
+                        format!(
+                            "an input of {} bytes is larger than the {MAX_INVOKE_INPUT_BYTES} allowed",
+                            body.len()
+                        ),
+                    ));
+                }
+                let invoker = self.invoker.get().and_then(Weak::upgrade).ok_or_else(|| {
+                    CallError::new(Kind::Unavailable, "functions cannot be invoked here")
+                })?;
+                let input = body.to_vec();
+                let request_id = request_id.to_string();
+                self.run(deadline, async move {
+                    let invoked = DEPTH.scope(depth + 1, async {
+                        invoker
+                            .invoke(&function, input, deadline, &request_id)
+                            .await
+                    });
+                    match invoked.await {
+                        Ok(output) => Ok((json!({}), output)),
+                        Err(error) => Err(invoke_error(&error)),
+                    }
+                })
+            }
             other => Err(invalid(format!(
                 "`{other}` is not an operation (s3.get, s3.put, s3.head, s3.delete, s3.list, \
-                 kv.get, kv.put, kv.delete, kv.incr, queue.send, topic.publish, secret.get)"
+                 kv.get, kv.put, kv.delete, kv.incr, queue.send, topic.publish, secret.get, \
+                 function.invoke)"
             ))),
         }
     }
@@ -413,6 +531,14 @@ impl Capabilities {
         };
         if remaining.is_zero() {
             return Err(timed_out());
+        }
+        // A call nested in a `function.invoke` runs on this runtime already: it waits here
+        // without holding the runtime's worker.
+        if ON_CAPABILITIES_RUNTIME.with(Cell::get) {
+            return tokio::task::block_in_place(|| {
+                runtime().block_on(tokio::time::timeout(remaining, work))
+            })
+            .unwrap_or_else(|_| Err(timed_out()));
         }
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         runtime().spawn(async move {
@@ -899,6 +1025,17 @@ impl Capabilities {
     }
 }
 
+/// What the caller of `function.invoke` is told when the callee failed.
+fn invoke_error(error: &crate::error::Error) -> CallError {
+    use crate::error::Error;
+    let kind = match error {
+        Error::FunctionNotFound { .. } => Kind::NotFound,
+        Error::FunctionTimeout { .. } => Kind::Timeout,
+        _ => Kind::Unavailable,
+    };
+    CallError::new(kind, format!("{}: {error}", error.error_type()))
+}
+
 /// SQS and SNS carry text: the body as UTF-8, within their size limit.
 fn message_text(body: &[u8]) -> Result<String, CallError> {
     if body.len() > MAX_MESSAGE_BYTES {
@@ -956,7 +1093,7 @@ mod tests {
         let capabilities = Arc::new(Capabilities::default());
         let deadline = Instant::now() + Duration::from_secs(1);
         capabilities
-            .call(&grants(), header, b"", deadline)
+            .call(&grants(), header, b"", deadline, ("test", 0))
             .unwrap_err()
     }
 

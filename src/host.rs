@@ -26,7 +26,7 @@ use serde_json::json;
 use tracing::level_filters::LevelFilter;
 use tracing::{Level, warn};
 
-use crate::capabilities::{self, CallError, Capabilities, Kind, MAX_HOST_CALLS};
+use crate::capabilities::{self, CallError, Capabilities, HostMeter, Kind, MAX_HOST_CALLS};
 use crate::egress::{self, EgressPolicy};
 use crate::manifest::Grants;
 
@@ -42,9 +42,6 @@ pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 /// What a log line costs beyond its message (its level, time, function and request id), counted
 /// against `MAX_LOG_BYTES` so that many tiny lines are bounded too.
 const LOG_LINE_OVERHEAD: usize = 128;
-
-/// How much earlier than the call a host call gives up (`Timeout`).
-const CAPABILITY_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the host functions of one engine know about the call running on it.
 #[derive(Debug)]
@@ -65,6 +62,10 @@ pub struct CallState {
     capabilities: Arc<Capabilities>,
     /// How many capability calls this call made so far.
     host_calls: u32,
+    /// How many `function.invoke` calls this call is nested in.
+    depth: u32,
+    /// Where the invocation counts its host calls.
+    meter: Option<Arc<HostMeter>>,
 }
 
 /// A handle on one engine's [`CallState`].
@@ -93,11 +94,20 @@ impl CallHandle {
             grants: Arc::new(grants.clone()),
             capabilities,
             host_calls: 0,
+            depth: 0,
+            meter: None,
         }))
     }
 
-    /// Records the call about to run: its request id and when it must end.
-    pub fn begin(&self, request_id: &str, deadline: Instant) {
+    /// Records the call about to run: its request id, when it must end, and how many
+    /// `function.invoke` calls it is nested in.
+    pub fn begin(
+        &self,
+        request_id: &str,
+        deadline: Instant,
+        depth: u32,
+        meter: Option<Arc<HostMeter>>,
+    ) {
         let state = self.inner();
         let mut state = lock(&state);
         state.request_id = request_id.to_string();
@@ -106,6 +116,8 @@ impl CallHandle {
         state.headers.clear();
         state.logged = 0;
         state.host_calls = 0;
+        state.depth = depth;
+        state.meter = meter;
     }
 
     fn inner(&self) -> Arc<Mutex<CallState>> {
@@ -179,7 +191,7 @@ fn capability_call(
 ) -> Result<(), extism::Error> {
     let frame = take_bytes(plugin, &inputs[0])?.unwrap_or_default();
     let state = state.get()?;
-    let (function, request_id, grants, capabilities, deadline, calls) = {
+    let (function, request_id, grants, capabilities, deadline, calls, depth, meter) = {
         let mut state = lock(&state);
         state.host_calls = state.host_calls.saturating_add(1);
         (
@@ -187,28 +199,34 @@ fn capability_call(
             state.request_id.clone(),
             Arc::clone(&state.grants),
             Arc::clone(&state.capabilities),
-            // Ends before the call does, so the function can still answer.
-            state
-                .deadline
-                .checked_sub(CAPABILITY_MARGIN)
-                .unwrap_or(state.deadline),
+            // Already a little before the call's end, so the function can still answer.
+            state.deadline,
             state.host_calls,
+            state.depth,
+            state.meter.clone(),
         )
     };
+    let started = Instant::now();
+    let mut op = String::new();
     let result = if calls > MAX_HOST_CALLS {
         Err(CallError {
             kind: Kind::LimitExceeded,
             message: format!("an invocation may make at most {MAX_HOST_CALLS} host calls"),
         })
     } else {
-        capabilities::decode(&frame)
-            .and_then(|(header, body)| capabilities.call(&grants, header, body, deadline))
+        capabilities::decode(&frame).and_then(|(header, body)| {
+            op = header["op"].as_str().unwrap_or_default().to_string();
+            capabilities.call(&grants, header, body, deadline, (&request_id, depth))
+        })
     };
     if let Err(error) = &result
         && matches!(error.kind, Kind::NotGranted | Kind::LimitExceeded)
         && (calls <= MAX_HOST_CALLS + 1)
     {
         warn!(function = %function, request_id = %request_id, error_type = ?error.kind, message = %error.message, "host call refused");
+    }
+    if let Some(meter) = &meter {
+        meter.record(&op, started.elapsed());
     }
     let reply = capabilities::encode(result);
     let handle = plugin.memory_new(&reply)?;

@@ -312,9 +312,12 @@ impl CompiledFunction {
         // Outbound requests end a little before the call does, so the plugin can still handle
         // their 504 before it is stopped.
         let egress_margin = (timeout / 10).min(EGRESS_MARGIN);
-        engine
-            .host
-            .begin(request_id, started + timeout - egress_margin);
+        engine.host.begin(
+            request_id,
+            started + timeout - egress_margin,
+            crate::capabilities::current_depth(),
+            crate::capabilities::current_meter(),
+        );
         // Without an instance made ahead, the call makes its own, within its own deadline.
         let (mut plugin, made) = match engine.ready.take() {
             Some(Ready::Instantiated(plugin)) => (plugin, Some(waited)),

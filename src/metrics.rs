@@ -7,6 +7,7 @@
 //!  "function": "hello", "trigger": "http", "cold": true, "cache": "miss", "artifact": "compiled",
 //!  "outcome": "ok",
 //!  "fetch_ms": 2.1, "compile_ms": 61.0, "instantiate_ms": 0.0, "call_ms": 0.02,
+//!  "host_calls": 2, "host_ms": 3.4, "host": {"kv": {"calls": 1, "ms": 1.2}, "s3": {...}},
 //!  "calls": 1, "errors": 0, "request_id": "...", "trace_id": "..."}
 //! ```
 //!
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::cache::Loaded;
+use crate::capabilities::{FAMILIES, HostUsage};
 use crate::error::Error;
 
 /// The CloudWatch namespace of the metrics.
@@ -30,8 +32,10 @@ pub struct Usage {
     pub loaded: Loaded,
     /// Waiting for an instance on the call's critical path (none when one was ready).
     pub instantiate: Duration,
-    /// Running the function.
+    /// Running the function (its host calls included).
     pub call: Duration,
+    /// Its host calls, per capability.
+    pub host: HostUsage,
 }
 
 /// One function's share of an invocation.
@@ -86,6 +90,10 @@ impl Meter {
         sum.loaded.compile += usage.loaded.compile;
         sum.instantiate += usage.instantiate;
         sum.call += usage.call;
+        for (sum, call) in sum.host.iter_mut().zip(usage.host) {
+            sum.0 += call.0;
+            sum.1 += call.1;
+        }
         totals.miss |= usage.loaded.miss;
         totals.compiled_code = totals.compiled_code.or(usage.loaded.compiled_code);
         totals.calls += 1;
@@ -123,6 +131,22 @@ impl Meter {
                     compile_ms: ms(usage.loaded.compile),
                     instantiate_ms: ms(usage.instantiate),
                     call_ms: ms(usage.call),
+                    host_calls: usage.host.iter().map(|(calls, _)| calls).sum(),
+                    host_ms: ms(usage.host.iter().map(|(_, took)| *took).sum()),
+                    host: FAMILIES
+                        .iter()
+                        .zip(usage.host)
+                        .filter(|(_, (calls, _))| *calls > 0)
+                        .map(|(family, (calls, took))| {
+                            (
+                                *family,
+                                HostLine {
+                                    calls,
+                                    ms: ms(took),
+                                },
+                            )
+                        })
+                        .collect(),
                     calls: totals.calls,
                     errors: totals.errors,
                     request_id: &self.request_id,
@@ -149,10 +173,22 @@ struct Line<'a> {
     compile_ms: f64,
     instantiate_ms: f64,
     call_ms: f64,
+    /// Host calls (capabilities) made, and the time they took, in all and per capability.
+    host_calls: u32,
+    host_ms: f64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    host: BTreeMap<&'static str, HostLine>,
     calls: u32,
     errors: u32,
     request_id: &'a str,
     trace_id: Option<&'a str>,
+}
+
+/// One capability's host calls in a metrics line.
+#[derive(Serialize)]
+struct HostLine {
+    calls: u32,
+    ms: f64,
 }
 
 #[derive(Serialize)]
@@ -200,6 +236,14 @@ const METRICS: MetricSet = MetricSet {
             unit: "Milliseconds",
         },
         Metric {
+            name: "host_calls",
+            unit: "Count",
+        },
+        Metric {
+            name: "host_ms",
+            unit: "Milliseconds",
+        },
+        Metric {
             name: "calls",
             unit: "Count",
         },
@@ -223,6 +267,14 @@ mod tests {
             loaded: Loaded::default(),
             instantiate: Duration::ZERO,
             call: Duration::from_micros(1500),
+            host: [
+                (1, Duration::from_micros(500)),
+                (0, Duration::ZERO),
+                (0, Duration::ZERO),
+                (0, Duration::ZERO),
+                (0, Duration::ZERO),
+                (0, Duration::ZERO),
+            ],
         };
         meter.record("worker", usage, None);
         let failure = Error::FunctionError {
@@ -238,6 +290,11 @@ mod tests {
         assert_eq!(line["errors"], 1);
         assert_eq!(line["outcome"], "FunctionError");
         assert_eq!(line["call_ms"], 3.0);
+        assert_eq!(line["host_calls"], 2);
+        assert_eq!(
+            line["host"],
+            serde_json::json!({"s3": {"calls": 2, "ms": 1.0}})
+        );
         assert_eq!(line["cache"], "hit");
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
     }

@@ -601,4 +601,77 @@ fn the_example_functions_act_through_their_grants() {
         lambda.url("GET", "/hello/grace", None).2,
         "Hello, grace! (visit 1)\n"
     );
+    // Its metrics lines count the host call, per capability.
+    let hello_lines = || -> Vec<Value> {
+        lambda
+            .logs()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.get("_aws").is_some() && line["function"] == "hello")
+            .collect()
+    };
+    common::eventually(Duration::from_secs(5), "hello's metrics lines", || {
+        hello_lines().len() == 3
+    });
+    let line = hello_lines().pop().unwrap();
+    assert_eq!(line["host_calls"], 1, "{line}");
+    assert_eq!(line["host"]["kv"]["calls"], 1, "{line}");
+    assert!(line["host"]["kv"]["ms"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(line["host_ms"].as_f64().unwrap() <= line["call_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn functions_invoke_each_other_with_their_own_grants_and_a_bounded_depth() {
+    let services = services();
+    let store = Store::new();
+    capable(
+        &store,
+        "caller",
+        "grants:\n  kv: [carts]\n  functions: [callee, caller, echo, ghost]\n",
+    );
+    capable(&store, "callee", "");
+    store.add_built("echo", "echo", "");
+    let env = services.s3.aws_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let lambda = Lambda::start(store.path(), &env);
+    let invoke = |function: &str, input: &str| {
+        call(
+            &lambda,
+            "caller",
+            "function.invoke",
+            json!({"function": function}),
+            input,
+        )
+    };
+
+    // In process, input in and output out.
+    assert_eq!(invoke("echo", r#"{"ping": 1}"#)["body"], r#"{"ping": 1}"#);
+    // The callee acts with its own grants, never the caller's.
+    let inner = json!({"op": "kv.get", "args": {"ns": "carts", "key": "k"}}).to_string();
+    let reply = invoke("callee", &inner);
+    let callee: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+    refused(&callee, "NotGranted", "kv: [carts]");
+    // Only granted functions, and only ones that exist.
+    refused(&invoke("other", ""), "NotGranted", "functions: [other]");
+    refused(&invoke("ghost", ""), "NotFound", "ghost");
+
+    // A loop of invocations stops at the depth limit, each level answering the one above.
+    let mut request = json!({"op": "kv.get", "args": {"ns": "carts", "key": "k"}});
+    for _ in 0..12 {
+        request = json!({
+            "op": "function.invoke",
+            "args": {"function": "caller"},
+            "body": request.to_string(),
+        });
+    }
+    let mut reply = lambda.call("caller", request);
+    let mut depth = 0;
+    while reply.get("ok").is_some() {
+        reply = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+        depth += 1;
+    }
+    refused(&reply, "LimitExceeded", "at most 8 deep");
+    assert_eq!(depth, 8, "{reply}");
+    // And the next invocation works.
+    assert_eq!(invoke("echo", "\"again\"")["body"], "\"again\"");
 }

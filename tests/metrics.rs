@@ -55,8 +55,14 @@ fn every_invocation_writes_its_metrics_line() {
             .as_array()
             .unwrap()
             .len(),
-        6
+        8
     );
+    // A function that made no host calls.
+    assert_eq!(
+        (first["host_calls"].clone(), first["host_ms"].clone()),
+        (json!(0), json!(0.0))
+    );
+    assert!(first.get("host").is_none(), "{first}");
 
     assert_eq!(lambda.call("echo", json!(2)), json!(2));
     let warm = nth(&lambda, 2);

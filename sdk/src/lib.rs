@@ -25,7 +25,7 @@
 //! credentials. Each call is one line:
 //!
 //! ```ignore
-//! use wasm_lambda_sdk::{kv, queue, s3, secrets};
+//! use wasm_lambda_sdk::{functions, kv, queue, s3, secrets};
 //!
 //! let image = s3::get("uploads", "incoming/cat.png")?;          // Vec<u8>
 //! s3::put("uploads", "thumbnails/cat.png", &image, Some("image/png"))?;
@@ -33,6 +33,7 @@
 //! kv::put("carts", "ada", b"{\"items\": []}", kv::Put::default())?;
 //! queue::send("jobs", r#"{"welcome": "ada@example.com"}"#)?;
 //! let key = secrets::get("stripe-key")?;                         // Vec<u8>
+//! let thumbnail = functions::invoke("resize", &image)?;           // another function's output
 //! ```
 //!
 //! Every call returns [`Error`] on failure, whose [`ErrorKind`] the function can match:
@@ -40,6 +41,7 @@
 //! `Unavailable` (the service failed), `Invalid` (a bad request, such as a key with `..`) and
 //! `LimitExceeded` (too many host calls in one invocation).
 
+pub mod functions;
 mod host;
 pub mod kv;
 pub mod panic;

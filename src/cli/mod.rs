@@ -166,10 +166,13 @@ pub async fn invoke(
             name: function.to_string(),
         }),
     };
-    let adapter = Adapter::with_store(config, store)
-        .await
-        .map_err(|error| error.to_string())?
-        .without_metrics();
+    let adapter = Arc::new(
+        Adapter::with_store(config, store)
+            .await
+            .map_err(|error| error.to_string())?
+            .without_metrics(),
+    );
+    adapter.serve_invocations();
     let payload = match invocation {
         Invocation::Input(input) => json!({"function": function, "input": input}),
         Invocation::Event(event) => event,

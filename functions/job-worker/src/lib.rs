@@ -19,6 +19,11 @@ pub fn handle(Json(message): Json<Value>) -> FnResult<Json<Value>> {
     }
     let id = message["message_id"].as_str().unwrap_or_default();
     let result = json!({"done": body, "queue": message["queue"]});
-    kv::put("results", id, result.to_string().as_bytes(), kv::Put::default())?;
+    kv::put(
+        "results",
+        id,
+        result.to_string().as_bytes(),
+        kv::Put::default(),
+    )?;
     Ok(Json(result))
 }

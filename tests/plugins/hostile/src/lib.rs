@@ -285,7 +285,11 @@ pub fn capability(Json(request): Json<Value>) -> FnResult<Json<Value>> {
     let args = request.get("args").cloned().unwrap_or(json!({}));
     let body = match request["body_bytes"].as_u64() {
         Some(length) => vec![b'x'; length as usize],
-        None => request["body"].as_str().unwrap_or_default().as_bytes().to_vec(),
+        None => request["body"]
+            .as_str()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec(),
     };
     let mut last = Value::Null;
     for _ in 0..request["repeat"].as_u64().unwrap_or(1) {
