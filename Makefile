@@ -94,7 +94,7 @@ test: functions plugins template
 
 # Side-by-side measurements against a native Rust Lambda, cold paths, init and memory, in one run
 # of release builds; writes BENCHMARKS.md.
-bench: functions
+bench: functions plugins
 	cargo build --release --example native_hello
 	cargo bench --bench harness
 

@@ -11,6 +11,8 @@
 //!   from the compiled-artifact cache in /tmp or in S3; read from the metrics lines.
 //! - Init: process start to the first `/next`, with 1, 100 and 1,000 functions in S3.
 //! - Memory: RSS after init, and with 100 functions loaded, with and without CACHE_MAX_BYTES.
+//! - Host calls: a key-value get and an S3 get through a function's capabilities against the same
+//!   SDK call made natively in this process, on the same local server.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -413,6 +415,143 @@ fn instances(emulator: &Emulator) -> Instances {
     }
 }
 
+/// One host call against the same SDK call made natively.
+struct HostCall {
+    call: &'static str,
+    /// Per call, µs (medians).
+    native_us: f64,
+    host_us: f64,
+}
+
+/// Calls per invocation when timing host calls: the invocation's own cost is measured apart
+/// (the same invocation making none) and taken off.
+const HOST_CALLS: usize = 20;
+
+fn host_calls(s3: &S3Server, emulator: &Emulator) -> Vec<HostCall> {
+    let config = s3.sdk_config();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let client = s3.client();
+    s3.create_bucket("uploads");
+    s3.put("uploads", "bench/object", &[7u8; 1024]);
+    block_on(async {
+        wasm_lambda::cli::provision::create_kv_table(&dynamodb, "wasm-lambda-kv")
+            .await
+            .unwrap();
+        dynamodb
+            .put_item()
+            .table_name("wasm-lambda-kv")
+            .item(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("bench".into()),
+            )
+            .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+            .item(
+                "value",
+                aws_sdk_dynamodb::types::AttributeValue::B(vec![1u8; 64].into()),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let store = Store::new();
+    store.add_module(
+        "capable",
+        &common::hostile_wasm(),
+        "wasi: true
+entrypoint: capability
+grants:
+  kv: [bench]
+  s3: [{bucket: uploads, prefix: bench/, access: read}]
+",
+    );
+    let mut command = runtime(&bootstrap(), &emulator.runtime_api("adapter"), "adapter");
+    command
+        .env("FUNCTIONS_DIR", store.path())
+        .env("REVALIDATE_AFTER", "30s")
+        .env("TMPDIR", store.path())
+        .envs(s3.aws_env());
+    let _adapter = Running::spawn(&mut command);
+    let agent = agent();
+    let url = emulator.url("adapter");
+    let event = |op: &str, args: Value, repeat: usize| {
+        serde_json::to_vec(&json!({
+            "function": "capable",
+            "input": {"op": op, "args": args, "repeat": repeat},
+        }))
+        .unwrap()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut results = Vec::new();
+    for (call, op, args) in [
+        (
+            "key-value get (64 B)",
+            "kv.get",
+            json!({"ns": "bench", "key": "k"}),
+        ),
+        (
+            "S3 get (1 KB)",
+            "s3.get",
+            json!({"bucket": "uploads", "key": "bench/object"}),
+        ),
+    ] {
+        let (none, some) = (event(op, args.clone(), 0), event(op, args, HOST_CALLS));
+        for _ in 0..20 {
+            invoke(&agent, &url, &some, "body_len");
+        }
+        let native_call = || {
+            runtime.block_on(async {
+                if op == "kv.get" {
+                    dynamodb
+                        .get_item()
+                        .table_name("wasm-lambda-kv")
+                        .key(
+                            "pk",
+                            aws_sdk_dynamodb::types::AttributeValue::S("bench".into()),
+                        )
+                        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    let object = client
+                        .get_object()
+                        .bucket("uploads")
+                        .key("bench/object")
+                        .send()
+                        .await
+                        .unwrap();
+                    object.body.collect().await.unwrap();
+                }
+            })
+        };
+        for _ in 0..20 {
+            native_call();
+        }
+        let (mut native, mut host) = (Vec::new(), Vec::new());
+        for _ in 0..TRIALS * 3 {
+            // Alternating: the invocation without calls, with them, and the native calls.
+            let base = invoke(&agent, &url, &none, "null").as_secs_f64();
+            let with = invoke(&agent, &url, &some, "body_len").as_secs_f64();
+            host.push((with - base).max(0.0) * 1e6 / HOST_CALLS as f64);
+            let started = Instant::now();
+            for _ in 0..HOST_CALLS {
+                native_call();
+            }
+            native.push(started.elapsed().as_secs_f64() * 1e6 / HOST_CALLS as f64);
+        }
+        results.push(HostCall {
+            call,
+            native_us: median(&mut native),
+            host_us: median(&mut host),
+        });
+    }
+    results
+}
+
 /// A module with a `handle` that outputs `"big"` and `count` filler functions of a few hundred
 /// bytes of code each (a loop of arithmetic and memory traffic), all in a table so none is dead.
 fn filler_module(count: usize) -> Vec<u8> {
@@ -751,6 +890,12 @@ fn main() {
     } else {
         Vec::new()
     };
+    let host = if part("host") {
+        eprintln!("host calls against native SDK calls ...");
+        host_calls(&s3, &emulator)
+    } else {
+        Vec::new()
+    };
     let (unbounded, bounded) = if part("memory") {
         eprintln!("memory ...");
         (memory(&emulator, None), memory(&emulator, Some("16MiB")))
@@ -941,6 +1086,32 @@ fn main() {
         "| 16MiB | {:.1} MiB | {:.1} MiB |",
         bounded.0, bounded.1
     );
+    let _ = writeln!(doc, "\n## Host calls against native SDK calls\n");
+    let _ = writeln!(
+        doc,
+        "A function's capability call (the hostile test plugin's raw `call`, {HOST_CALLS} per \
+         invocation, less the same invocation making none) against the same SDK call made by the \
+         harness itself on a current-thread runtime, both on the same local server (moto, on \
+         loopback), alternating, median of {} trials. The server's own time dominates both.\n",
+        TRIALS * 3
+    );
+    let _ = writeln!(
+        doc,
+        "| call | native SDK | through the host | overhead | target: ≤ native × 1.10 + 50 µs |"
+    );
+    let _ = writeln!(doc, "|---|---|---|---|---|");
+    for h in &host {
+        let _ = writeln!(
+            doc,
+            "| {} | {:.0} µs | {:.0} µs | {:+.0} µs ({:.2}×) | {} |",
+            h.call,
+            h.native_us,
+            h.host_us,
+            h.host_us - h.native_us,
+            h.host_us / h.native_us,
+            check(h.host_us <= h.native_us * 1.10 + 50.0)
+        );
+    }
     let _ = writeln!(
         doc,
         "\nReproduce: `make bench` (about ten minutes, most of it the release build)."

@@ -4,7 +4,7 @@
 //! every record after the first failure, which must not overtake it.
 //!
 //! Many batches run here, so they go through the library's `Adapter::handle` (the same code the
-//! bootstrap runs for each invocation) with the real example functions, rather than the emulator.
+//! bootstrap runs for each invocation) with real compiled functions, rather than the emulator.
 
 mod common;
 
@@ -55,9 +55,11 @@ fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let store = Store::new();
-        store.add_built(
+        // The example job-worker records results through its grants; this property is about
+        // delivery, so a worker failing on the same payloads stands in for it.
+        store.add_wat(
             "job-worker",
-            "job-worker",
+            &reacting_to("poison", Reaction::Fail),
             "hooks:\n  - {type: sqs, queue: jobs}\n  - {type: sqs, queue: jobs.fifo}\n",
         );
         let toxic = reacting_to("toxic", Reaction::Fail);
