@@ -1072,7 +1072,7 @@ fn main() {
     let _ = writeln!(doc, "\n## Memory with 100 functions loaded\n");
     let _ = writeln!(
         doc,
-        "100 copies of `hello` (111 KB) each invoked once, then a few more calls.\n"
+        "100 copies of `hello` each invoked once, then a few more calls.\n"
     );
     let _ = writeln!(doc, "| CACHE_MAX_BYTES | peak RSS | RSS after |");
     let _ = writeln!(doc, "|---|---|---|");
