@@ -171,11 +171,18 @@ impl Adapter {
         let mut options =
             CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"), egress);
         options.inline_calls = config.sequential;
-        options.capabilities = Arc::new(Capabilities::new(
-            config.source_names.clone(),
-            &config.kv_table,
-            config.secrets_ttl,
-        ));
+        let store_bucket = match &config.store {
+            StoreLocation::S3 { bucket, .. } => Some(bucket.clone()),
+            StoreLocation::Directory(_) => None,
+        };
+        options.capabilities = Arc::new(
+            Capabilities::new(
+                config.source_names.clone(),
+                &config.kv_table,
+                config.secrets_ttl,
+            )
+            .with_store_bucket(store_bucket),
+        );
         let capabilities = Arc::clone(&options.capabilities);
         // While the catalog loads: the kernel every plugin embeds, into the compile cache.
         let kernel = {

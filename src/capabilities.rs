@@ -230,6 +230,9 @@ pub struct Capabilities {
     names: BTreeMap<String, String>,
     kv_table: String,
     secrets_ttl: Duration,
+    /// The function store's bucket, if it is in S3: never reachable from functions (it holds
+    /// every function's code and the compiled native code the bootstrap loads).
+    store_bucket: Option<String>,
     clients: OnceLock<Arc<Clients>>,
     queue_urls: Mutex<HashMap<String, String>>,
     topic_arns: Mutex<HashMap<String, String>>,
@@ -328,12 +331,19 @@ impl Capabilities {
                 .collect(),
             kv_table: kv_table.to_string(),
             secrets_ttl,
+            store_bucket: None,
             clients: OnceLock::new(),
             queue_urls: Mutex::default(),
             topic_arns: Mutex::default(),
             secrets: Mutex::default(),
             invoker: OnceLock::new(),
         }
+    }
+
+    /// Keeps functions away from the function store's bucket `bucket`, whatever they grant.
+    pub fn with_store_bucket(mut self, bucket: Option<String>) -> Capabilities {
+        self.store_bucket = bucket;
+        self
     }
 
     /// What `function.invoke` runs functions with (the bootstrap's adapter); unset, the call is
@@ -397,8 +407,13 @@ impl Capabilities {
                         ),
                     ));
                 }
-                let body = body.to_vec();
                 let resource = self.resource(&bucket);
+                if self.store_bucket.as_deref() == Some(resource.as_str()) {
+                    return Err(not_granted(format!(
+                        "bucket `{bucket}` is the function store's, which no grant reaches"
+                    )));
+                }
+                let body = body.to_vec();
                 self.run(
                     deadline,
                     async move { this.s3(args, resource, key, body).await },

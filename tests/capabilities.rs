@@ -675,3 +675,47 @@ fn functions_invoke_each_other_with_their_own_grants_and_a_bounded_depth() {
     // And the next invocation works.
     assert_eq!(invoke("echo", "\"again\"")["body"], "\"again\"");
 }
+
+#[test]
+fn no_grant_reaches_the_function_store_bucket() {
+    // The store's bucket holds every function's code and the native code the bootstrap loads
+    // (`_compiled/`), and the bootstrap's role may read and write it: a grant naming it, by its
+    // own name or a SOURCE_NAMES alias, must not turn that into a function's access.
+    let aws = S3Server::start();
+    aws.create_bucket("functions");
+    let store = Store::new();
+    capable(
+        &store,
+        "greedy",
+        "grants:\n  s3:\n    - {bucket: functions, access: read-write}\n    - {bucket: store, access: read-write}\n",
+    );
+    let (ok, stdout, stderr) = aws.publish("functions", &[store.path().to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    let env = aws.aws_env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("FUNCTIONS_BUCKET", "functions"));
+    env.push(("SOURCE_NAMES", "store=functions"));
+    let lambda = Lambda::launch(&env);
+    for bucket in ["functions", "store"] {
+        for (op, args) in [
+            (
+                "s3.get",
+                json!({"bucket": bucket, "key": "greedy/manifest.yaml"}),
+            ),
+            ("s3.list", json!({"bucket": bucket, "prefix": ""})),
+            (
+                "s3.put",
+                json!({"bucket": bucket, "key": "_compiled/planted"}),
+            ),
+            (
+                "s3.delete",
+                json!({"bucket": bucket, "key": "greedy/manifest.yaml"}),
+            ),
+        ] {
+            let reply = call(&lambda, "greedy", op, args, "native code");
+            refused(&reply, "NotGranted", "the function store's");
+        }
+    }
+    assert!(aws.get("functions", "_compiled/planted").is_none());
+    assert!(aws.get("functions", "greedy/manifest.yaml").is_some());
+}
