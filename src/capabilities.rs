@@ -78,11 +78,26 @@ pub const FAMILIES: [&str; 6] = ["s3", "kv", "queue", "topic", "secret", "functi
 /// Host calls per capability: how many, and how long they took.
 pub type HostUsage = [(u32, Duration); FAMILIES.len()];
 
-/// One invocation's host calls, counted as they are made (by whichever thread runs them).
+/// One invocation's host calls, counted as they are made (by whichever thread runs them), its
+/// nested `function.invoke` calls included: they share its allowance of [`MAX_HOST_CALLS`].
 #[derive(Debug, Default)]
-pub struct HostMeter(Mutex<HostUsage>);
+pub struct HostMeter(Mutex<HostUsage>, std::sync::atomic::AtomicU32);
+
+/// Who makes a host call: the invocation, how deep in `function.invoke` calls, and its meter.
+pub struct Caller<'a> {
+    pub request_id: &'a str,
+    pub depth: u32,
+    pub meter: Option<Arc<HostMeter>>,
+}
 
 impl HostMeter {
+    /// Takes one call from the allowance; how many the invocation has now made.
+    pub fn admit(&self) -> u32 {
+        self.1
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
     /// Counts a call of operation `op` that took `elapsed`.
     pub fn record(&self, op: &str, elapsed: Duration) {
         let family = op.split('.').next().unwrap_or_default();
@@ -368,8 +383,13 @@ impl Capabilities {
         header: Value,
         body: &[u8],
         deadline: Instant,
-        (request_id, depth): (&str, u32),
+        caller: Caller<'_>,
     ) -> Result<Reply, CallError> {
+        let Caller {
+            request_id,
+            depth,
+            meter,
+        } = caller;
         let args: Args = serde_json::from_value(header)
             .map_err(|error| invalid(format!("the request is not valid: {error}")))?;
         let this = Arc::clone(self);
@@ -511,12 +531,17 @@ impl Capabilities {
                 })?;
                 let input = body.to_vec();
                 let request_id = request_id.to_string();
+                // The callee's host calls count against the caller's allowance.
+                let meter = meter.unwrap_or_default();
                 self.run(deadline, async move {
-                    let invoked = DEPTH.scope(depth + 1, async {
-                        invoker
-                            .invoke(&function, input, deadline, &request_id)
-                            .await
-                    });
+                    let invoked = DEPTH.scope(
+                        depth + 1,
+                        METER.scope(meter, async {
+                            invoker
+                                .invoke(&function, input, deadline, &request_id)
+                                .await
+                        }),
+                    );
                     match invoked.await {
                         Ok(output) => Ok((json!({}), output)),
                         Err(error) => Err(invoke_error(&error)),
@@ -1108,7 +1133,17 @@ mod tests {
         let capabilities = Arc::new(Capabilities::default());
         let deadline = Instant::now() + Duration::from_secs(1);
         capabilities
-            .call(&grants(), header, b"", deadline, ("test", 0))
+            .call(
+                &grants(),
+                header,
+                b"",
+                deadline,
+                Caller {
+                    request_id: "test",
+                    depth: 0,
+                    meter: None,
+                },
+            )
             .unwrap_err()
     }
 

@@ -26,7 +26,7 @@ use serde_json::json;
 use tracing::level_filters::LevelFilter;
 use tracing::{Level, warn};
 
-use crate::capabilities::{self, CallError, Capabilities, HostMeter, Kind, MAX_HOST_CALLS};
+use crate::capabilities::{self, CallError, Caller, Capabilities, HostMeter, Kind, MAX_HOST_CALLS};
 use crate::egress::{self, EgressPolicy};
 use crate::manifest::Grants;
 
@@ -208,6 +208,8 @@ fn capability_call(
     };
     let started = Instant::now();
     let mut op = String::new();
+    // An invocation's allowance is shared with the functions it invokes.
+    let calls = meter.as_ref().map_or(calls, |meter| meter.admit());
     let result = if calls > MAX_HOST_CALLS {
         Err(CallError {
             kind: Kind::LimitExceeded,
@@ -216,7 +218,12 @@ fn capability_call(
     } else {
         capabilities::decode(&frame).and_then(|(header, body)| {
             op = header["op"].as_str().unwrap_or_default().to_string();
-            capabilities.call(&grants, header, body, deadline, (&request_id, depth))
+            let caller = Caller {
+                request_id: &request_id,
+                depth,
+                meter: meter.clone(),
+            };
+            capabilities.call(&grants, header, body, deadline, caller)
         })
     };
     if let Err(error) = &result

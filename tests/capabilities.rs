@@ -627,9 +627,10 @@ fn functions_invoke_each_other_with_their_own_grants_and_a_bounded_depth() {
     capable(
         &store,
         "caller",
-        "grants:\n  kv: [carts]\n  functions: [callee, caller, echo, ghost]\n",
+        "grants:\n  kv: [carts]\n  functions: [callee, caller, echo, ghost, spender]\n",
     );
     capable(&store, "callee", "");
+    capable(&store, "spender", "grants:\n  secrets: [stripe-key]\n");
     store.add_built("echo", "echo", "");
     let env = services.s3.aws_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -672,6 +673,16 @@ fn functions_invoke_each_other_with_their_own_grants_and_a_bounded_depth() {
     }
     refused(&reply, "LimitExceeded", "at most 8 deep");
     assert_eq!(depth, 8, "{reply}");
+    // Invoked functions share the invocation's allowance of host calls: two callees of 600
+    // calls each cannot make 1,200.
+    let spend = json!({"op": "secret.get", "args": {"name": "stripe-key"}, "repeat": 600});
+    let reply = lambda.call(
+        "caller",
+        json!({"op": "function.invoke", "args": {"function": "spender"}, "body": spend.to_string(), "repeat": 2}),
+    );
+    let second: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+    refused(&second, "LimitExceeded", "at most 1000 host calls");
+
     // And the next invocation works.
     assert_eq!(invoke("echo", "\"again\"")["body"], "\"again\"");
 }
