@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::cache::{Loaded, PluginCache};
-use crate::capabilities::{Capabilities, HostMeter, Invoker, METER};
+use crate::capabilities::{CallError, Capabilities, HostMeter, Invoker, Kind, METER, invoke_error};
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
 use crate::deliver::{Outcome, deliver};
@@ -562,19 +562,35 @@ impl Adapter {
 impl Invoker for Adapter {
     async fn invoke(
         &self,
+        caller: &str,
         function: &str,
         input: Vec<u8>,
         deadline: std::time::Instant,
         request_id: &str,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Vec<u8>, CallError> {
+        let failed = |error: Error| {
+            warn!(caller, function, error_type = error.error_type(), %error, "invoked function failed");
+            invoke_error(function, &error)
+        };
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
-        let entry = self.catalog.entry(function, remaining).await?;
+        let entry = self
+            .catalog
+            .entry(function, remaining)
+            .await
+            .map_err(failed)?;
+        // A function is invoked only by the functions it names as its callers.
+        if !entry.manifest.callers.iter().any(|name| name == caller) {
+            return Err(CallError {
+                kind: Kind::NotGranted,
+                message: format!("function `{function}` does not list `{caller}` in its `callers`"),
+            });
+        }
         let limit = entry
             .manifest
             .timeout
             .map_or(remaining, |t| t.min(remaining));
         let loading = Instant::now();
-        let (compiled, _) = self.load(&entry, limit).await?;
+        let (compiled, _) = self.load(&entry, limit).await.map_err(failed)?;
         let span = info_span!("invoke", function = %function, trigger = "function");
         let called = compiled
             .call(
@@ -585,7 +601,8 @@ impl Invoker for Adapter {
                 request_id,
             )
             .instrument(span)
-            .await?;
+            .await
+            .map_err(failed)?;
         Ok(called.output)
     }
 }

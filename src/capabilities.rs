@@ -52,17 +52,19 @@ pub const MAX_INVOKE_DEPTH: u32 = 8;
 /// The largest input one function may pass another (Lambda's synchronous payload limit).
 pub const MAX_INVOKE_INPUT_BYTES: usize = 6 * 1024 * 1024;
 
-/// Runs another function of the store for a host call (`function.invoke`): with the callee's own
-/// manifest, limits and grants, within `deadline`.
+/// Runs another function of the store for a host call (`function.invoke`) of `caller`: with the
+/// callee's own manifest, limits and grants, within `deadline`, if the callee lists the caller in
+/// its `callers`.
 #[async_trait::async_trait]
 pub trait Invoker: Send + Sync {
     async fn invoke(
         &self,
+        caller: &str,
         function: &str,
         input: Vec<u8>,
         deadline: Instant,
         request_id: &str,
-    ) -> Result<Vec<u8>, crate::error::Error>;
+    ) -> Result<Vec<u8>, CallError>;
 }
 
 tokio::task_local! {
@@ -83,8 +85,10 @@ pub type HostUsage = [(u32, Duration); FAMILIES.len()];
 #[derive(Debug, Default)]
 pub struct HostMeter(Mutex<HostUsage>, std::sync::atomic::AtomicU32);
 
-/// Who makes a host call: the invocation, how deep in `function.invoke` calls, and its meter.
+/// Who makes a host call: the function, the invocation, how deep in `function.invoke` calls,
+/// and its meter.
 pub struct Caller<'a> {
+    pub function: &'a str,
     pub request_id: &'a str,
     pub depth: u32,
     pub meter: Option<Arc<HostMeter>>,
@@ -386,10 +390,12 @@ impl Capabilities {
         caller: Caller<'_>,
     ) -> Result<Reply, CallError> {
         let Caller {
+            function: caller,
             request_id,
             depth,
             meter,
         } = caller;
+        let caller = caller.to_string();
         let args: Args = serde_json::from_value(header)
             .map_err(|error| invalid(format!("the request is not valid: {error}")))?;
         let this = Arc::clone(self);
@@ -460,8 +466,14 @@ impl Capabilities {
                         ),
                     ));
                 }
+                // A namespace belongs to the function that names it: its items are keyed
+                // `<function>/<namespace>`, so no other function reaches them by naming it too.
+                let owned = format!("{caller}/{ns}");
                 let body = body.to_vec();
-                self.run(deadline, async move { this.kv(args, ns, key, body).await })
+                self.run(
+                    deadline,
+                    async move { this.kv(args, owned, key, body).await },
+                )
             }
             "queue.send" => {
                 let queue = args.need(&args.queue, "queue")?.to_string();
@@ -497,6 +509,19 @@ impl Capabilities {
                 if !granted {
                     return Err(not_granted(format!(
                         "no grant `secrets: [{name}]` (or a glob matching it) allows reading secret `{name}`"
+                    )));
+                }
+                // SSM's `/aws/` names reach other services' values (`/aws/reference/
+                // secretsmanager/...` reads any Secrets Manager secret): only a grant that names
+                // that prefix itself reaches them, never a glob such as `/*`.
+                if name.starts_with("/aws/")
+                    && !grants
+                        .secrets
+                        .iter()
+                        .any(|pattern| pattern.starts_with("/aws/"))
+                {
+                    return Err(not_granted(format!(
+                        "`{name}` is an AWS-reserved parameter, which only a grant starting with `/aws/` reaches"
                     )));
                 }
                 if let Some(value) = self.cached_secret(&name) {
@@ -538,14 +563,11 @@ impl Capabilities {
                         depth + 1,
                         METER.scope(meter, async {
                             invoker
-                                .invoke(&function, input, deadline, &request_id)
+                                .invoke(&caller, &function, input, deadline, &request_id)
                                 .await
                         }),
                     );
-                    match invoked.await {
-                        Ok(output) => Ok((json!({}), output)),
-                        Err(error) => Err(invoke_error(&error)),
-                    }
+                    invoked.await.map(|output| (json!({}), output))
                 })
             }
             other => Err(invalid(format!(
@@ -1065,15 +1087,23 @@ impl Capabilities {
     }
 }
 
-/// What the caller of `function.invoke` is told when the callee failed.
-fn invoke_error(error: &crate::error::Error) -> CallError {
+/// What the caller of `function.invoke` is told when the callee failed: its kind and error type,
+/// not its internals (the full error is in the log).
+pub fn invoke_error(function: &str, error: &crate::error::Error) -> CallError {
     use crate::error::Error;
     let kind = match error {
         Error::FunctionNotFound { .. } => Kind::NotFound,
         Error::FunctionTimeout { .. } => Kind::Timeout,
         _ => Kind::Unavailable,
     };
-    CallError::new(kind, format!("{}: {error}", error.error_type()))
+    CallError::new(
+        kind,
+        format!(
+            "function `{function}`: {}: {}",
+            error.error_type(),
+            error.public_message()
+        ),
+    )
 }
 
 /// SQS and SNS carry text: the body as UTF-8, within their size limit.
@@ -1141,6 +1171,7 @@ mod tests {
                 Caller {
                     request_id: "test",
                     depth: 0,
+                    function: "test",
                     meter: None,
                 },
             )

@@ -189,7 +189,21 @@ fn capability_call(
     outputs: &mut [Val],
     state: UserData<CallState>,
 ) -> Result<(), extism::Error> {
-    let frame = take_bytes(plugin, &inputs[0])?.unwrap_or_default();
+    // The largest request a call may take (its header and the largest body of any operation),
+    // refused before it is copied out of the plugin's memory.
+    const MAX_REQUEST: u64 = 4 + 64 * 1024 + capabilities::MAX_OBJECT_BYTES;
+    let request_len = plugin
+        .memory_from_val(&inputs[0])
+        .map_or(0, |handle| handle.len() as u64);
+    let too_large = request_len > MAX_REQUEST;
+    let frame = if too_large {
+        if let Some(handle) = plugin.memory_from_val(&inputs[0]) {
+            plugin.memory_free(handle)?;
+        }
+        Vec::new()
+    } else {
+        take_bytes(plugin, &inputs[0])?.unwrap_or_default()
+    };
     let state = state.get()?;
     let (function, request_id, grants, capabilities, deadline, calls, depth, meter) = {
         let mut state = lock(&state);
@@ -215,10 +229,18 @@ fn capability_call(
             kind: Kind::LimitExceeded,
             message: format!("an invocation may make at most {MAX_HOST_CALLS} host calls"),
         })
+    } else if too_large {
+        Err(CallError {
+            kind: Kind::TooLarge,
+            message: format!(
+                "a request of {request_len} bytes is larger than the {MAX_REQUEST} allowed"
+            ),
+        })
     } else {
         capabilities::decode(&frame).and_then(|(header, body)| {
             op = header["op"].as_str().unwrap_or_default().to_string();
             let caller = Caller {
+                function: &function,
                 request_id: &request_id,
                 depth,
                 meter: meter.clone(),

@@ -328,6 +328,7 @@ const FIELDS: &[&str] = &[
     "build",
     "hooks",
     "grants",
+    "callers",
 ];
 
 /// A validated manifest.
@@ -353,6 +354,8 @@ pub struct Manifest {
     pub hooks: Vec<Hook>,
     /// What the function may do on AWS through the host (none by default).
     pub grants: Grants,
+    /// The functions that may invoke this one in process (`function.invoke`); none by default.
+    pub callers: Vec<String>,
 }
 
 /// What a function may reach through the host's capabilities, by the logical names hooks use.
@@ -423,6 +426,9 @@ impl Grants {
     }
 }
 
+/// How many secret names or globs one manifest may grant (each is matched on every read).
+const MAX_SECRET_GRANTS: usize = 100;
+
 /// A logical resource name: what a bucket, queue, topic or namespace is called in hooks and grants.
 fn check_resource_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
@@ -442,14 +448,14 @@ fn check_resource_name(name: &str) -> Result<(), String> {
 /// An S3 key prefix a grant may name: no `.`/`..` segment, no leading `/`, no control characters.
 fn check_key_prefix(prefix: &str) -> Result<(), String> {
     if prefix.starts_with('/')
-        || prefix.contains('\\')
+        || prefix.contains(['\\', '*', '?', '$'])
         || prefix.chars().any(char::is_control)
         || prefix
             .split('/')
             .any(|segment| segment == "." || segment == "..")
     {
         return Err(format!(
-            "`{prefix}` is not a key prefix (no leading `/`, no `.` or `..` segments, no `\\`)"
+            "`{prefix}` is not a key prefix (no leading `/`, no `.` or `..` segments, no `\\`, `*`, `?` or `$`, which IAM would read as wildcards)"
         ));
     }
     Ok(())
@@ -477,6 +483,12 @@ fn check_grants(grants: &Grants, problems: &mut Problems) {
                 check_resource_name(name),
             );
         }
+    }
+    if grants.secrets.len() > MAX_SECRET_GRANTS {
+        problems.add(
+            "grants.secrets",
+            format!("at most {MAX_SECRET_GRANTS} names or globs"),
+        );
     }
     for (index, pattern) in grants.secrets.iter().enumerate() {
         let valid = !pattern.is_empty()
@@ -992,6 +1004,15 @@ impl Manifest {
             .flatten()
             .unwrap_or_default();
         check_grants(&grants, &mut problems);
+        let callers: Vec<String> = problems.take(&mut document, "callers").unwrap_or_default();
+        for (index, caller) in callers.iter().enumerate() {
+            if !is_valid_name(caller) {
+                problems.add(
+                    format!("callers[{index}]"),
+                    format!("`{caller}` is not a function name"),
+                );
+            }
+        }
 
         let manifest = Manifest {
             name,
@@ -1010,6 +1031,7 @@ impl Manifest {
             build,
             hooks,
             grants,
+            callers,
         };
         if problems.0.is_empty() {
             return Ok(manifest);

@@ -335,11 +335,46 @@ fn a_function_reaches_only_what_it_was_granted() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let lambda = Lambda::start(store.path(), &env);
     let reply = |op, args: Value, body| call(&lambda, "capable", op, args, body);
-    // The other function's namespace holds a value.
+    // Its namespace holds a value.
     assert_eq!(
         reply("kv.put", json!({"ns": "carts", "key": "k"}), "mine")["ok"]["stored"],
         true
     );
+    // A namespace is its function's own: another function granted the same name has its own.
+    capable(&store, "neighbour", "grants:\n  kv: [carts]\n");
+    let theirs = call(
+        &lambda,
+        "neighbour",
+        "kv.get",
+        json!({"ns": "carts", "key": "k"}),
+        "",
+    );
+    refused(&theirs, "NotFound", "no key `k`");
+    assert!(
+        call(
+            &lambda,
+            "neighbour",
+            "kv.delete",
+            json!({"ns": "carts", "key": "k"}),
+            ""
+        )
+        .get("ok")
+        .is_some()
+    );
+    assert_eq!(
+        reply("kv.get", json!({"ns": "carts", "key": "k"}), "")["body"],
+        "mine"
+    );
+    // SSM's reserved `/aws/` names (which read Secrets Manager secrets) are not under `/*`.
+    capable(&store, "wide", "grants:\n  secrets: [\"/*\"]\n");
+    let reference = call(
+        &lambda,
+        "wide",
+        "secret.get",
+        json!({"name": "/aws/reference/secretsmanager/stripe-key"}),
+        "",
+    );
+    refused(&reference, "NotGranted", "AWS-reserved");
 
     for (args, op, kind, needle) in [
         // Another bucket, another prefix, a sibling prefix, writing under a read grant.
@@ -627,11 +662,17 @@ fn functions_invoke_each_other_with_their_own_grants_and_a_bounded_depth() {
     capable(
         &store,
         "caller",
-        "grants:\n  kv: [carts]\n  functions: [callee, caller, echo, ghost, spender]\n",
+        "callers: [caller]\ngrants:\n  kv: [carts]\n  functions: [callee, caller, echo, ghost, spender, private]\n",
     );
-    capable(&store, "callee", "");
-    capable(&store, "spender", "grants:\n  secrets: [stripe-key]\n");
-    store.add_built("echo", "echo", "");
+    capable(&store, "callee", "callers: [caller]\n");
+    capable(
+        &store,
+        "spender",
+        "callers: [caller]\ngrants:\n  secrets: [stripe-key]\n",
+    );
+    // Granted to the caller, but it does not accept the caller.
+    capable(&store, "private", "");
+    store.add_built("echo", "echo", "callers: [caller]\n");
     let env = services.s3.aws_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let lambda = Lambda::start(store.path(), &env);
@@ -655,6 +696,12 @@ fn functions_invoke_each_other_with_their_own_grants_and_a_bounded_depth() {
     // Only granted functions, and only ones that exist.
     refused(&invoke("other", ""), "NotGranted", "functions: [other]");
     refused(&invoke("ghost", ""), "NotFound", "ghost");
+    // And only functions that name the caller among their `callers`.
+    refused(
+        &invoke("private", ""),
+        "NotGranted",
+        "does not list `caller` in its `callers`",
+    );
 
     // A loop of invocations stops at the depth limit, each level answering the one above.
     let mut request = json!({"op": "kv.get", "args": {"ns": "carts", "key": "k"}});

@@ -474,7 +474,7 @@ fn policy_prints_exactly_what_the_examples_grants_need() {
     );
     assert_eq!(
         allowing("dynamodb:UpdateItem")[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
-        json!(["results", "visits"])
+        json!(["hello/visits", "job-worker/results"])
     );
     assert_eq!(
         allowing("sqs:SendMessage")[0]["Resource"],

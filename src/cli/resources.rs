@@ -46,7 +46,9 @@ impl Needs {
                 entry.insert((grant.prefix.clone(), AccessName::Write));
             }
         }
-        self.kv.extend(grants.kv.iter().cloned());
+        // A function's namespaces are its own: keyed `<function>/<namespace>` in the table.
+        self.kv
+            .extend(grants.kv.iter().map(|ns| format!("{}/{ns}", manifest.name)));
         self.queues.extend(grants.queues.iter().cloned());
         self.topics.extend(grants.topics.iter().cloned());
         self.secrets.extend(grants.secrets.iter().cloned());
@@ -253,7 +255,7 @@ mod tests {
             "\"s3:prefix\":[\"in/*\"]",
             "s3:PutObject",
             "table/kv",
-            "\"dynamodb:LeadingKeys\":[\"carts\"]",
+            "\"dynamodb:LeadingKeys\":[\"a/carts\"]",
             "arn:aws:sqs:*:*:jobs",
             "arn:aws:sns:*:*:alerts",
             "secret:key-??????",
