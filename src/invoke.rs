@@ -335,8 +335,13 @@ impl CompiledFunction {
             },
         };
         // WASI's host functions (wasmtime-wasi's synchronous API) block on the tokio runtime,
-        // which they cannot do from its own thread: a WASI function's calls go to the pool.
-        if self.options.inline_calls && !self.manifest.wasi {
+        // which they cannot do from its own thread: a WASI function's calls go to the pool. So
+        // do the calls of a function that may invoke others: the callee may have to be read
+        // from the store, whose client this runtime drives, while the caller waits for it.
+        if self.options.inline_calls
+            && !self.manifest.wasi
+            && self.manifest.grants.functions.is_empty()
+        {
             // Sequential invocations: this thread has nothing else to do meanwhile, so the call
             // runs here, stopped by the watchdog thread; no hand-off on the critical path.
             let watch = crate::watchdog::watch(started + timeout, plugin.cancel_handle());

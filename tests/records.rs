@@ -176,7 +176,7 @@ fn sqs_batches_report_exactly_the_failed_messages() {
                 .table_name("wasm-lambda-kv")
                 .key(
                     "pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S("results".into()),
+                    aws_sdk_dynamodb::types::AttributeValue::S("job-worker/results".into()),
                 )
                 .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
                 .send(),

@@ -975,3 +975,59 @@ fn prune_keeps_what_environments_may_need_and_rollback_restores_a_version() {
     assert_eq!(code, 1);
     assert!(stderr.contains("s3://functions/nowhere/"), "{stderr}");
 }
+
+/// Invokes `echo` with `"hi"` through the raw host call (no WASI, so it runs on the bootstrap's
+/// own thread when invocations are sequential) and outputs the reply frame.
+fn inviter_wat() -> String {
+    format!(
+        r#"(module
+  (import "wasm-lambda:host/v1" "call" (func $call (param i64) (result i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  {prelude}
+  (data (i32.const 1024) "\2a\00\00\00\7b\22\6f\70\22\3a\22\66\75\6e\63\74\69\6f\6e\2e\69\6e\76\6f\6b\65\22\2c\22\66\75\6e\63\74\69\6f\6e\22\3a\22\65\63\68\6f\22\7d\22\68\69\22")
+  (func (export "handle") (result i32)
+    (local $off i64) (local $i i32) (local $reply i64)
+    (local.set $off (call $alloc (i64.const 50)))
+    (block $done
+      (loop $copy
+        (br_if $done (i32.ge_u (local.get $i) (i32.const 50)))
+        (call $store_u8
+          (i64.add (local.get $off) (i64.extend_i32_u (local.get $i)))
+          (i32.load8_u (i32.add (i32.const 1024) (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $copy)))
+    (local.set $reply (call $call (local.get $off)))
+    (call $output_set (local.get $reply) (call $length (local.get $reply)))
+    (i32.const 0)))"#,
+        prelude = common::WAT_PRELUDE
+    )
+}
+
+#[test]
+fn a_function_invokes_another_read_from_s3_while_invocations_are_sequential() {
+    // The callee must be read from the store while the caller waits: the store's client must
+    // not need the thread the caller holds.
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = Store::new();
+    store.add_wat("inviter", &inviter_wat(), "grants: {functions: [echo]}\n");
+    store.add_built("echo", "echo", "callers: [inviter]\n");
+    publish(&s3, store.path());
+    let lambda = lambda_on(&s3, &[("REVALIDATE_AFTER", "100ms")]);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = lambda.call("inviter", Value::Null);
+        let text = answer.as_str().unwrap_or_default().to_string();
+        assert!(
+            text.contains(r#"{"ok":{}}"#) && text.ends_with(r#""hi""#),
+            "{answer}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // Past the trust period, so the next call reads the callee's manifest again.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
