@@ -12,7 +12,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::cache::{Loaded, PluginCache};
+use crate::cache::PluginCache;
 use crate::capabilities::{CallError, Capabilities, HostMeter, Invoker, Kind, METER, invoke_error};
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::event::{
     Batch, Event, HttpRequest, InvocationContext, Record, direct_input, direct_output,
 };
-use crate::invoke::{AfterResponse, CompileOptions, CompiledFunction, warm_kernel};
+use crate::invoke::{AfterResponse, CompileOptions, CompiledFunction, Loaded, warm_kernel};
 use crate::metrics::{Meter, Usage};
 use crate::respond::{HttpResponse, batch_reply};
 use crate::router::HttpMatch;

@@ -376,7 +376,7 @@ impl Artifacts {
     /// Writes the store's entries `key` into the cache. Returns how many, and the module the
     /// bundle carries (unchecked: the caller compares it with the digest it expects).
     pub async fn download(&self, store: &dyn FunctionStore, key: &ArtifactKey) -> Downloaded {
-        let bundle = match store.artifact_bundle(key).await {
+        let bundle = match store.artifact_bundle(&key.to_string()).await {
             Ok(Some(bundle)) => bundle,
             Ok(None) => return Downloaded::default(),
             Err(error) => {
@@ -446,7 +446,9 @@ impl Artifacts {
             .filter_map(|path| Some((path.clone(), std::fs::read(self.dir.join(path)).ok()?)))
             .collect();
         entries.push((MODULE_ENTRY.to_string(), module.to_vec()));
-        match store.put_artifact_bundle(key, bundle(&entries)).await {
+        match store
+            .put_artifact_bundle(&key.to_string(), bundle(&entries))
+            .await {
             Ok(()) => {
                 info!(%key, entries = entries.len(), "compiled artifacts shared with the fleet")
             }

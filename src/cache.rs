@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use moka::future::Cache;
@@ -14,7 +14,7 @@ use tracing::{Instrument, info_span};
 
 use crate::artifacts::Artifacts;
 use crate::error::Error;
-use crate::invoke::{CompileOptions, CompiledFunction};
+use crate::invoke::{CompileOptions, CompiledFunction, Loaded};
 use crate::manifest::Manifest;
 
 /// What a compiled plugin depends on: a new module or a new manifest is a new entry.
@@ -25,18 +25,6 @@ pub struct PluginKey {
     pub module: String,
     /// SHA-256 of the manifest text (config, limits and hooks are compiled in).
     pub manifest: String,
-}
-
-/// How a function was found: loaded now (a cache miss: its module fetched and compiled) or
-/// already compiled.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Loaded {
-    pub miss: bool,
-    pub fetch: Duration,
-    pub compile: Duration,
-    /// On a miss with a compile cache: whether code was compiled (`Some(true)`) or its compiled
-    /// artifact loaded (`Some(false)`).
-    pub compiled_code: Option<bool>,
 }
 
 /// Compiled functions, shared by every invocation of the process. Cloning shares the cache.

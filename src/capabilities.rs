@@ -26,6 +26,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::config::{DEFAULT_KV_TABLE, DEFAULT_SECRETS_TTL};
 use crate::manifest::Grants;
 
 /// The import namespace of our host functions.
@@ -43,10 +44,6 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_LIST_KEYS: i32 = 1000;
 /// How many host calls one invocation of a function may make.
 pub const MAX_HOST_CALLS: u32 = 1000;
-/// How long a secret read is reused by default (`SECRETS_TTL`).
-pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
-/// The key-value table when `KV_TABLE` is unset.
-pub const DEFAULT_KV_TABLE: &str = "wasm-lambda-kv";
 /// How deep functions may invoke each other (a loop stops here with `LimitExceeded`).
 pub const MAX_INVOKE_DEPTH: u32 = 8;
 /// The largest input one function may pass another (Lambda's synchronous payload limit).

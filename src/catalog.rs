@@ -34,10 +34,11 @@ use tokio::time::timeout_at;
 use tracing::{debug, info, warn};
 
 use crate::artifacts::{ArtifactKey, Compiling, Downloaded};
-use crate::cache::{Loaded, PluginCache, PluginKey};
+use crate::cache::{PluginCache, PluginKey};
 use crate::error::Error;
-use crate::invoke::CompiledFunction;
-use crate::manifest::{MANIFEST_FILE, Manifest, Rules, is_valid_name};
+use crate::invoke::{CompiledFunction, Loaded};
+use crate::manifest::{MANIFEST_FILE, Manifest, Rules};
+use crate::name;
 use crate::router::RouteTable;
 use crate::store::{FunctionStore, StoreError, Stored, Version};
 
@@ -462,11 +463,8 @@ impl Catalog {
     /// The entry `name` serves, revalidating its manifest first if it is older than
     /// `REVALIDATE_AFTER`. The read is bounded by `max_wait`.
     pub async fn entry(&self, name: &str, max_wait: Duration) -> Result<Arc<Entry>, Error> {
-        if !is_valid_name(name) {
-            return Err(Error::InvalidRequest(format!(
-                "`{name}` is not a function name (lowercase letters, digits, `_` and `-`, \
-                 at most 64, starting with a letter or digit)"
-            )));
+        if let Err(reason) = name::check(name) {
+            return Err(Error::InvalidRequest(reason));
         }
         let known = {
             let state = self.state();
@@ -614,7 +612,7 @@ impl Catalog {
             let listed = match &artifacts {
                 Some(artifacts) if !artifacts.has_compiled(&artifact_key) => self
                     .store
-                    .artifact_listed(&artifact_key, self.revalidate_after),
+                    .artifact_listed(&artifact_key.to_string(), self.revalidate_after),
                 _ => Some(false),
             };
             let module = async {

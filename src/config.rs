@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::capabilities::{DEFAULT_KV_TABLE, DEFAULT_SECRETS_TTL};
+use crate::units::{parse_duration, parse_size};
 
 pub const ENV_FUNCTIONS_BUCKET: &str = "FUNCTIONS_BUCKET";
 pub const ENV_FUNCTIONS_PREFIX: &str = "FUNCTIONS_PREFIX";
@@ -162,7 +162,7 @@ impl Config {
                     .collect();
                 if let Some(bad) = names
                     .iter()
-                    .find(|name| !crate::manifest::is_valid_name(name))
+                    .find(|name| !crate::name::is_valid(name))
                 {
                     return Err(invalid(
                         ENV_PREWARM,
@@ -234,27 +234,10 @@ impl Config {
         })
     }
 }
-
-/// Parses a duration such as `30s`, `250ms`, `1m 30s` or `0`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text)
-        .map_err(|error| format!("expected a duration such as 30s or 250ms ({error})"))
-}
-
-/// Parses a size such as `64MiB`, `1.5 GB` or `1048576` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    if let Ok(bytes) = text.parse::<u64>() {
-        return Ok(bytes);
-    }
-    text.parse::<bytesize::ByteSize>()
-        .map(|size| size.as_u64())
-        .map_err(|error| format!("expected a size such as 64MiB or 1048576 ({error})"))
-}
+/// How long a secret read is reused by default (`SECRETS_TTL`).
+pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
+/// The key-value table when `KV_TABLE` is unset.
+pub const DEFAULT_KV_TABLE: &str = "wasm-lambda-kv";
 
 #[cfg(test)]
 mod tests {

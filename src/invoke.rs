@@ -22,7 +22,6 @@ use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
 use crate::artifacts::{self, Artifacts};
-use crate::cache::Loaded;
 use crate::capabilities::Capabilities;
 use crate::egress::EgressPolicy;
 use crate::error::Error;
@@ -30,6 +29,19 @@ use crate::host::CallHandle;
 use crate::manifest::{InstanceMode, Manifest};
 
 const WASM_PAGE: u64 = 64 * 1024;
+
+/// How a function was found: loaded now (a cache miss: its module fetched and compiled) or
+/// already compiled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Loaded {
+    pub miss: bool,
+    pub fetch: Duration,
+    pub compile: Duration,
+    /// On a miss with a compile cache: whether code was compiled (`Some(true)`) or its compiled
+    /// artifact loaded (`Some(false)`).
+    pub compiled_code: Option<bool>,
+}
+
 /// How long a call that ignores its interrupt (stuck in a host call) is waited for after its timeout.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// How often the interrupt is repeated until the call stops.

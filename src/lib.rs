@@ -42,10 +42,12 @@ pub mod host;
 pub mod invoke;
 pub mod manifest;
 pub mod metrics;
+pub mod name;
 pub mod publish;
 pub mod respond;
 pub mod router;
 pub mod store;
+pub mod units;
 pub mod watchdog;
 
 pub use app::Adapter;

@@ -28,7 +28,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
-use crate::config::{parse_duration, parse_size};
+use crate::name;
+use crate::units::{parse_duration, parse_size};
 
 /// The manifest's file name inside a function's directory or prefix.
 pub const MANIFEST_FILE: &str = "manifest.yaml";
@@ -506,25 +507,9 @@ fn check_grants(grants: &Grants, problems: &mut Problems) {
             );
         }
     }
-    for (index, name) in grants.functions.iter().enumerate() {
-        if !is_valid_name(name) {
-            problems.add(
-                format!("grants.functions[{index}]"),
-                format!("`{name}` is not a function name"),
-            );
-        }
+    for (index, function) in grants.functions.iter().enumerate() {
+        problems.check(format!("grants.functions[{index}]"), name::check(function));
     }
-}
-
-/// Whether `name` is a valid function name: `^[a-z0-9][a-z0-9_-]{0,63}$`.
-pub fn is_valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 64
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
 }
 
 /// Turns a hook path (`/files/{rest+}`) into `matchit` syntax (`/files/{*rest}`), or says why not.
@@ -793,13 +778,8 @@ impl Manifest {
 
         let name: Option<String> = problems.require(&mut document, "name");
         if let Some(name) = &name {
-            if !is_valid_name(name) {
-                problems.add(
-                    "name",
-                    format!(
-                        "`{name}` must match ^[a-z0-9][a-z0-9_-]{{0,63}}$ (lowercase letters, digits, `_`, `-`)"
-                    ),
-                );
+            if let Err(reason) = name::check(name) {
+                problems.add("name", reason);
             } else if let Some(directory) = directory_name
                 && directory != name
             {
@@ -1006,12 +986,7 @@ impl Manifest {
         check_grants(&grants, &mut problems);
         let callers: Vec<String> = problems.take(&mut document, "callers").unwrap_or_default();
         for (index, caller) in callers.iter().enumerate() {
-            if !is_valid_name(caller) {
-                problems.add(
-                    format!("callers[{index}]"),
-                    format!("`{caller}` is not a function name"),
-                );
-            }
+            problems.check(format!("callers[{index}]"), name::check(caller));
         }
 
         let manifest = Manifest {
@@ -1040,7 +1015,7 @@ impl Manifest {
         Err(ManifestError {
             file: file.to_string(),
             problems: problems.0,
-            routable: (name_is_good && is_valid_name(&manifest.name)).then(|| Box::new(manifest)),
+            routable: (name_is_good && name::is_valid(&manifest.name)).then(|| Box::new(manifest)),
         })
     }
 }
@@ -1367,14 +1342,5 @@ hooks:
                 .starts_with("f: extra: unknown field `extra`")
         );
         assert!(error.to_string().contains("; fuel: must be more than 0"));
-    }
-
-    #[test]
-    fn names_follow_the_pattern() {
-        assert!(is_valid_name("hello"));
-        assert!(is_valid_name("on-user_insert2"));
-        assert!(!is_valid_name("Hello"));
-        assert!(!is_valid_name("-x"));
-        assert!(!is_valid_name(&"a".repeat(65)));
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::cache::Loaded;
+use crate::invoke::Loaded;
 use crate::capabilities::{FAMILIES, HostUsage};
 use crate::error::Error;
 

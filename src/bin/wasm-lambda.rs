@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use wasm_lambda::cli::{self, Invocation};
-use wasm_lambda::config::{Config, StoreLocation, parse_duration};
+use wasm_lambda::config::{Config, StoreLocation};
+use wasm_lambda::units::parse_duration;
 use wasm_lambda::publish::Target;
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 the command ran and found problems or failed; \

@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cache::PluginCache;
 use crate::catalog::Catalog;
-use crate::config::{DEFAULT_S3_REVALIDATE_AFTER, ENV_REVALIDATE_AFTER, parse_duration};
+use crate::config::{DEFAULT_S3_REVALIDATE_AFTER, ENV_REVALIDATE_AFTER};
+use crate::units::parse_duration;
 use crate::invoke::{CompileOptions, CompiledFunction};
 use crate::manifest::Manifest;
 use crate::publish::{LocalFunction, Target};

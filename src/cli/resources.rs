@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::capabilities::DEFAULT_KV_TABLE;
+use crate::config::DEFAULT_KV_TABLE;
 use crate::manifest::{Hook, Manifest};
 use crate::store::{function_dirs, read_manifest};
 

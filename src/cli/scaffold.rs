@@ -4,16 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{MANIFEST_FILE, is_valid_name};
+use crate::manifest::MANIFEST_FILE;
+use crate::name;
 
 /// Creates `<dir>/<name>/` and returns it.
 pub fn new_function(dir: &Path, name: &str) -> Result<PathBuf, String> {
-    if !is_valid_name(name) {
-        return Err(format!(
-            "`{name}` is not a function name: lowercase letters, digits, `_` and `-`, at most 64, \
-             starting with a letter or digit"
-        ));
-    }
+    name::check(name)?;
     let root = dir.join(name);
     if root.exists() {
         return Err(format!("{} already exists", root.display()));

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use super::{FunctionStore, StoreError, Stored, Version};
-use crate::manifest::{MANIFEST_FILE, Manifest, is_valid_name};
+use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::name;
 
 /// Functions in a local directory. Versions are file mtime, size and inode.
 #[derive(Debug, Clone)]
@@ -103,7 +104,7 @@ impl FunctionStore for DirStore {
                 }
                 Ok(_) => {}
                 Err(error) if error.kind() == ErrorKind::NotFound => {}
-                Err(error) if is_valid_name(&name) => {
+                Err(error) if name::is_valid(&name) => {
                     return Err(self.unavailable(&entry.path(), error));
                 }
                 Err(_) => {}

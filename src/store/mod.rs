@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::artifacts::ArtifactKey;
 
 /// The version of a stored object: equal versions mean equal content.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -71,15 +70,16 @@ pub trait FunctionStore: Send + Sync + 'static {
         None
     }
 
-    /// The bundle of compiled artifacts the store keeps as `key` (see `artifacts.rs`), if any.
+    /// The bundle of compiled artifacts the store keeps as `key` (`<engine>/<module digest>`), if
+    /// any.
     /// A store that keeps none has none.
-    async fn artifact_bundle(&self, _key: &ArtifactKey) -> Result<Option<Bytes>, StoreError> {
+    async fn artifact_bundle(&self, _key: &str) -> Result<Option<Bytes>, StoreError> {
         Ok(None)
     }
 
     /// Whether the store's last listing, if it is younger than `within`, shows the bundle of
     /// compiled artifacts `key`: `None` when it cannot tell. A hint that saves a request.
-    fn artifact_listed(&self, _key: &ArtifactKey, _within: Duration) -> Option<bool> {
+    fn artifact_listed(&self, _key: &str, _within: Duration) -> Option<bool> {
         None
     }
 
@@ -92,7 +92,7 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// Keeps the bundle of compiled artifacts `key`. A store that keeps none ignores it.
     async fn put_artifact_bundle(
         &self,
-        _key: &ArtifactKey,
+        _key: &str,
         _bundle: Bytes,
     ) -> Result<(), StoreError> {
         Ok(())

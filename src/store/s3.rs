@@ -20,7 +20,6 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::{FunctionStore, StoreError, Stored, Version};
-use crate::artifacts::ArtifactKey;
 use crate::manifest::MANIFEST_FILE;
 
 /// Where compiled artifacts live under the prefix; not a function name (names cannot start
@@ -108,8 +107,8 @@ impl S3Store {
         format!("{}{name}/{path}", self.prefix)
     }
 
-    /// The key of the compiled-artifact bundle of module `digest` (see `artifacts.rs`).
-    fn artifact_key(&self, key: &ArtifactKey) -> String {
+    /// The object key of the compiled-artifact bundle `key` (`<engine>/<module digest>`).
+    fn artifact_key(&self, key: &str) -> String {
         format!("{}{ARTIFACTS_DIR}/{key}", self.prefix)
     }
 
@@ -281,7 +280,7 @@ impl FunctionStore for S3Store {
         true
     }
 
-    async fn artifact_bundle(&self, key: &ArtifactKey) -> Result<Option<Bytes>, StoreError> {
+    async fn artifact_bundle(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         match self.read_key(&self.artifact_key(key), None).await {
             Ok(stored) => Ok(stored.map(|s| s.bytes)),
             Err(StoreError::NotFound(_)) => Ok(None),
@@ -289,10 +288,10 @@ impl FunctionStore for S3Store {
         }
     }
 
-    fn artifact_listed(&self, key: &ArtifactKey, within: Duration) -> Option<bool> {
+    fn artifact_listed(&self, key: &str, within: Duration) -> Option<bool> {
         let bundles = self.bundles.lock().expect("bundles lock");
         let (listed_at, bundles) = bundles.as_ref()?;
-        (listed_at.elapsed() < within).then(|| bundles.contains(&key.to_string()))
+        (listed_at.elapsed() < within).then(|| bundles.contains(key))
     }
 
     fn keeps_artifacts(&self) -> bool {
@@ -301,7 +300,7 @@ impl FunctionStore for S3Store {
 
     async fn put_artifact_bundle(
         &self,
-        key: &ArtifactKey,
+        key: &str,
         bundle: Bytes,
     ) -> Result<(), StoreError> {
         let object = self.artifact_key(key);
