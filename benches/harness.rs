@@ -437,12 +437,13 @@ fn host_calls(s3: &S3Server, emulator: &Emulator) -> Vec<HostCall> {
         wasm_lambda::cli::provision::create_kv_table(&dynamodb, "wasm-lambda-kv")
             .await
             .unwrap();
+        // A namespace is its function's own: keyed `<function>/<namespace>`.
         dynamodb
             .put_item()
             .table_name("wasm-lambda-kv")
             .item(
                 "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S("bench".into()),
+                aws_sdk_dynamodb::types::AttributeValue::S("capable/bench".into()),
             )
             .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
             .item(
@@ -509,7 +510,7 @@ grants:
                         .table_name("wasm-lambda-kv")
                         .key(
                             "pk",
-                            aws_sdk_dynamodb::types::AttributeValue::S("bench".into()),
+                            aws_sdk_dynamodb::types::AttributeValue::S("capable/bench".into()),
                         )
                         .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
                         .consistent_read(true)

@@ -16,17 +16,19 @@ use crate::cache::PluginCache;
 use crate::capabilities::{CallError, Capabilities, HostMeter, Invoker, Kind, METER, invoke_error};
 use crate::catalog::{Catalog, Entry, Snapshot};
 use crate::config::{Config, ENV_FUNCTIONS_DIR, Prewarm, StoreLocation};
-use crate::deliver::{Outcome, deliver};
 use crate::egress::EgressPolicy;
 use crate::error::Error;
-use crate::event::{
-    Batch, Event, HttpRequest, InvocationContext, Record, direct_input, direct_output,
-};
 use crate::invoke::{AfterResponse, CompileOptions, CompiledFunction, Loaded, warm_kernel};
+use crate::loader::Loader;
 use crate::metrics::{Meter, Usage};
-use crate::respond::{HttpResponse, batch_reply};
 use crate::router::HttpMatch;
 use crate::store::{DirStore, FunctionStore, S3Store};
+use crate::trigger::deliver::{Outcome, deliver};
+use crate::trigger::request::{Called, Put};
+use crate::trigger::{
+    Batch, Event, HookKind, HttpRequest, HttpResponse, InvocationContext, Record, Request,
+    direct_input, direct_output,
+};
 
 /// The timeout applied when the invocation carries no real deadline and the manifest none.
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +74,18 @@ impl Budget {
         self.until.saturating_duration_since(Instant::now())
     }
 
+    /// The budget with `reserve` kept back for what follows the work (at most a third of what
+    /// is left, so a short deadline still leaves the work most of it).
+    fn reserving(self, reserve: Duration) -> Budget {
+        match self.real {
+            true => Budget {
+                until: self.until - reserve.min(self.remaining() / 3),
+                ..self
+            },
+            false => self,
+        }
+    }
+
     /// min(manifest timeout, time left); without a real deadline the manifest's, else 30 s.
     fn call_timeout(&self, manifest_timeout: Option<Duration>) -> Duration {
         match (self.real, manifest_timeout) {
@@ -92,6 +106,7 @@ struct Invocation {
 /// Everything an invocation needs, built once at init and shared by every invocation.
 pub struct Adapter {
     catalog: Catalog,
+    loader: Loader,
     /// `SOURCE_NAMES`: deployed resource -> the name hooks use for it.
     source_names: BTreeMap<String, String>,
     deadline_margin: Duration,
@@ -104,6 +119,8 @@ pub struct Adapter {
     after_response: Arc<AfterResponse>,
     /// What host capabilities act with; it invokes functions through this adapter.
     capabilities: Arc<Capabilities>,
+    /// What a custom resource's outcome PUT may reach (the response URL comes in the event).
+    egress: EgressPolicy,
 }
 
 impl Adapter {
@@ -184,15 +201,22 @@ impl Adapter {
             .with_store_bucket(store_bucket),
         );
         let capabilities = Arc::clone(&options.capabilities);
+        let egress = options.egress.clone();
         // While the catalog loads: the kernel every plugin embeds, into the compile cache.
         let kernel = {
             let options = options.clone();
             tokio::task::spawn_blocking(move || warm_kernel(&options))
         };
         let after_response = Arc::clone(&options.after_response);
-        let plugins = PluginCache::new(config.cache_max_bytes, options);
+        let plugins = PluginCache::new(config.cache_max_bytes);
         let adapter = Adapter {
-            catalog: Catalog::new(store, config.revalidate_after, plugins),
+            loader: Loader::new(
+                Arc::clone(&store),
+                config.revalidate_after,
+                plugins,
+                options,
+            ),
+            catalog: Catalog::new(store, config.revalidate_after),
             source_names: config.source_names.clone(),
             deadline_margin: config.deadline_margin,
             warned_no_deadline: AtomicBool::new(false),
@@ -200,6 +224,7 @@ impl Adapter {
             metrics: true,
             after_response,
             capabilities,
+            egress,
         };
         let loaded = adapter.catalog.snapshot(INIT_LOAD_WAIT).await;
         let _ = kernel.await;
@@ -230,7 +255,7 @@ impl Adapter {
         for name in names {
             let result = match self.catalog.entry(&name, INIT_LOAD_WAIT).await {
                 Ok(entry) => self
-                    .catalog
+                    .loader
                     .compiled(&entry, INIT_LOAD_WAIT)
                     .await
                     .map(|_| ()),
@@ -249,11 +274,13 @@ impl Adapter {
         let classified = Event::classify(&payload);
         let trigger = match &classified {
             Ok(Event::Direct { .. }) | Err(_) => "direct",
-            Ok(Event::Http(_)) => "http",
-            Ok(Event::Records(batch)) => batch
+            Ok(Event::Http(_)) => HookKind::Http.name(),
+            Ok(Event::Request(request)) => request.kind.name(),
+            Ok(Event::Unrecognized { .. }) => HookKind::Raw.name(),
+            Ok(Event::Batch(batch)) => batch
                 .records
                 .first()
-                .map_or("records", |record| record.source.trigger()),
+                .map_or("records", |record| record.source.kind.name()),
         };
         let cold = !self.served.swap(true, Ordering::Relaxed);
         let meter = Meter::new(
@@ -281,7 +308,11 @@ impl Adapter {
                     .await
                     .shape(shape))
             }
-            Ok(Event::Records(batch)) => self.records(&batch, &invocation).await,
+            Ok(Event::Batch(batch)) => self.records(&batch, &invocation).await,
+            Ok(Event::Request(request)) => self.request(&request, None, &invocation).await,
+            Ok(Event::Unrecognized { request, error }) => {
+                self.request(&request, Some(error), &invocation).await
+            }
             Err(error) => Err(error),
         };
         if let Err(error) = &result {
@@ -354,7 +385,7 @@ impl Adapter {
         limit: Duration,
     ) -> Result<(Arc<CompiledFunction>, Loaded), Error> {
         let started = Instant::now();
-        match tokio::time::timeout(limit, self.catalog.compiled(entry, limit)).await {
+        match tokio::time::timeout(limit, self.loader.compiled(entry, limit)).await {
             Ok(result) => result,
             Err(_) => Err(Error::FunctionTimeout {
                 function: entry.manifest.name.clone(),
@@ -374,9 +405,22 @@ impl Adapter {
         invocation: &Invocation,
         input: impl FnOnce(&InvocationContext) -> Vec<u8>,
     ) -> Result<Vec<u8>, Error> {
+        self.call_reserving(function, entrypoint, invocation, Duration::ZERO, input)
+            .await
+    }
+
+    /// Like [`Adapter::call`], keeping `reserve` of the invocation's time back from the call.
+    async fn call_reserving(
+        &self,
+        function: &str,
+        entrypoint: Option<&str>,
+        invocation: &Invocation,
+        reserve: Duration,
+        input: impl FnOnce(&InvocationContext) -> Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
         let mut usage = Usage::default();
         let result = self
-            .run(function, entrypoint, invocation, input, &mut usage)
+            .run(function, entrypoint, invocation, reserve, input, &mut usage)
             .await;
         invocation
             .meter
@@ -389,10 +433,11 @@ impl Adapter {
         function: &str,
         entrypoint: Option<&str>,
         invocation: &Invocation,
+        reserve: Duration,
         input: impl FnOnce(&InvocationContext) -> Vec<u8>,
         usage: &mut Usage,
     ) -> Result<Vec<u8>, Error> {
-        let budget = invocation.budget;
+        let budget = invocation.budget.reserving(reserve);
         let entry = self.catalog.entry(function, budget.remaining()).await?;
         let limit = budget.call_timeout(entry.manifest.timeout);
         let loading = Instant::now();
@@ -459,7 +504,7 @@ impl Adapter {
         };
         let span = info_span!("invoke", function = %route.function, trigger = "http");
         let input =
-            |context: &InvocationContext| request.envelope(context, &route.path, &params, raw);
+            |context: &InvocationContext| request.envelope(context, route.path(), &params, raw);
         async {
             let output = self
                 .call(&route.function, Some(&route.entrypoint), invocation, input)
@@ -484,7 +529,12 @@ impl Adapter {
         // Without a routing table nothing can be delivered: the whole event is retried.
         let snapshot = self.snapshot(&source, invocation.budget).await?;
         let has_time = || invocation.budget.remaining() > Duration::ZERO;
-        let outcomes = deliver(batch.records.len(), batch.ordered, has_time, |index| {
+        let partitions: Vec<Option<&str>> = batch
+            .records
+            .iter()
+            .map(|record| record.partition.as_deref())
+            .collect();
+        let outcomes = deliver(&partitions, batch.ordered, has_time, |index| {
             self.record(&batch.records[index], &snapshot, invocation)
         })
         .await;
@@ -493,7 +543,119 @@ impl Adapter {
                 warn!(record = %record.describe(), %reason, "record not run; reported failed");
             }
         }
-        batch_reply(batch, &outcomes)
+        batch.answer(&outcomes)
+    }
+
+    /// Routes a request to its one function and answers it in its kind's shape; a request no
+    /// hook takes is answered by its kind as failed (a custom resource still gets its PUT), and
+    /// an event no kind recognized (`unrecognized`) fails with that error.
+    async fn request(
+        &self,
+        request: &Request,
+        unrecognized: Option<Error>,
+        invocation: &Invocation,
+    ) -> Result<Value, Error> {
+        let budget = invocation.budget.reserving(request.reserve);
+        let snapshot = match self.snapshot(&request.label, budget).await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                return match unrecognized {
+                    // An event no kind recognized stays what it is.
+                    Some(unsupported) => Err(unsupported),
+                    None => self.answer(request, "", Err(&error), invocation).await,
+                };
+            }
+        };
+        // A function whose manifest is broken is answered with its error when its hook is the
+        // most specific: its request never falls to a broader hook (an authorizer's to a
+        // catch-all that allows).
+        let route = match (
+            snapshot.routes.match_request(request),
+            snapshot.broken_routes.match_request(request),
+        ) {
+            (Some(serving), Some(broken)) if broken.weight() > serving.weight() => Some(broken),
+            (serving, broken) => serving.or(broken),
+        };
+        let Some(route) = route else {
+            if let Some(error) = unrecognized {
+                return Err(error);
+            }
+            let error = request.not_hooked();
+            return self.answer(request, "", Err(&error), invocation).await;
+        };
+        let span = info_span!("invoke", function = %route.function, trigger = request.kind.name());
+        let output = self
+            .call_reserving(
+                &route.function,
+                Some(&route.entrypoint),
+                invocation,
+                request.reserve,
+                |context| request.input(context),
+            )
+            .instrument(span)
+            .await;
+        let output = output.as_deref();
+        self.answer(request, &route.function, output, invocation)
+            .await
+    }
+
+    /// The answer of `request` for what its call ended with, after the PUT the answer needs.
+    async fn answer(
+        &self,
+        request: &Request,
+        function: &str,
+        output: Result<&[u8], &Error>,
+        invocation: &Invocation,
+    ) -> Result<Value, Error> {
+        if let Err(error) = output {
+            warn!(request = %request.label, function, error_type = error.error_type(), %error, "request failed");
+        }
+        let context = &invocation.context;
+        let answer = request.answer(Called {
+            function,
+            request_id: &context.request_id,
+            invoked_function_arn: &context.invoked_function_arn,
+            output,
+        });
+        if let Some(put) = answer.put {
+            self.put(&put, &request.label, invocation).await?;
+        }
+        answer.value
+    }
+
+    /// PUTs `put` (a custom resource's outcome), retrying while the invocation has time; an
+    /// error if it never got through, so Lambda retries the invocation.
+    async fn put(&self, put: &Put, what: &str, invocation: &Invocation) -> Result<(), Error> {
+        let budget = invocation.budget;
+        // The margin kept for answering Lambda is the PUT's too; without a real deadline, 10 s.
+        let until = match budget.real {
+            true => budget.until + self.deadline_margin / 2,
+            false => Instant::now() + Duration::from_secs(10),
+        };
+        let mut last_error = String::new();
+        for attempt in 1..=3 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let (egress, url, body) = (self.egress.clone(), put.url.clone(), put.body.clone());
+            let sent =
+                tokio::task::spawn_blocking(move || send_put(&egress, &url, body, left)).await;
+            match sent {
+                Ok(Ok(status)) if (200..300).contains(&status) => {
+                    info!(request = %what, status, attempt, "outcome sent to the response URL");
+                    return Ok(());
+                }
+                Ok(Ok(status)) => last_error = format!("the response URL answered HTTP {status}"),
+                Ok(Err(error)) => last_error = error,
+                Err(error) => last_error = error.to_string(),
+            }
+            warn!(request = %what, attempt, error = %last_error, "the outcome's PUT failed");
+        }
+        Err(Error::FunctionError {
+            function: what.to_string(),
+            reason: format!("the outcome could not be sent to its response URL: {last_error}"),
+        })
     }
 
     /// Runs one record on every function hooked to it; fails if any of them failed or none is
@@ -503,11 +665,11 @@ impl Adapter {
         record: &Record,
         snapshot: &Snapshot,
         invocation: &Invocation,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<u8>, Error> {
         // A deployed resource routes under the name the hooks use for it.
         let named = self
             .source_names
-            .get(record.source.resource())
+            .get(&record.source.resource)
             .map(|name| record.source.renamed(name));
         let source = named.as_ref().unwrap_or(&record.source);
         let mut routes = snapshot.routes.match_record(source);
@@ -515,6 +677,10 @@ impl Adapter {
             // Hooked only by a function whose manifest is broken: failed with its error, so
             // the source keeps the record.
             routes = snapshot.broken_routes.match_record(source);
+        }
+        if routes.is_empty() && record.optional {
+            info!(record = %record.describe(), "no function is hooked to this control event; done");
+            return Ok(Vec::new());
         }
         if routes.is_empty() {
             let error = Error::NotHooked {
@@ -524,8 +690,9 @@ impl Adapter {
             return Err(error);
         }
         let mut first_error = None;
+        let mut first_output = None;
         for route in routes {
-            let trigger = record.source.trigger();
+            let trigger = record.source.kind.name();
             let span = info_span!("invoke", function = %route.function, trigger);
             let input =
                 |context: &InvocationContext| record.input(context).to_string().into_bytes();
@@ -534,12 +701,15 @@ impl Adapter {
                 .instrument(span)
                 .await;
             match result {
-                Ok(output) => debug!(
-                    record = %record.describe(),
-                    function = %route.function,
-                    output = %String::from_utf8_lossy(&output),
-                    "record delivered"
-                ),
+                Ok(output) => {
+                    debug!(
+                        record = %record.describe(),
+                        function = %route.function,
+                        output = %String::from_utf8_lossy(&output),
+                        "record delivered"
+                    );
+                    first_output.get_or_insert(output);
+                }
                 Err(error) => {
                     warn!(
                         record = %record.describe(),
@@ -552,7 +722,10 @@ impl Adapter {
                 }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(first_output.unwrap_or_default()),
+        }
     }
 }
 
@@ -605,6 +778,37 @@ impl Invoker for Adapter {
             .map_err(failed)?;
         Ok(called.output)
     }
+}
+
+/// PUTs `body` to `url` with an empty content type (a presigned S3 URL is signed without one):
+/// the HTTP status, or why there was none. The URL comes in the event, so it goes through the
+/// egress policy (no private, loopback or link-local address) and must be an AWS HTTPS endpoint,
+/// as CloudFormation's are; with `ALLOW_PRIVATE_EGRESS` (local development) any URL.
+fn send_put(
+    egress: &EgressPolicy,
+    url: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<u16, String> {
+    const AWS_HOSTS: &[&str] = &["*.amazonaws.com", "*.amazonaws.com.cn"];
+    let local = egress.allows_private();
+    if !local && !url.starts_with("https://") {
+        return Err(format!("`{url}` is not an https URL"));
+    }
+    let hosts: Vec<String> = match local {
+        true => vec!["*".to_string()],
+        false => AWS_HOSTS.iter().map(|h| h.to_string()).collect(),
+    };
+    let request = crate::egress::Request {
+        method: "PUT".to_string(),
+        url: url.to_string(),
+        headers: [("content-type".to_string(), String::new())].into(),
+        body: Some(body),
+    };
+    egress
+        .fetch(request, &hosts, Instant::now() + timeout, 64 * 1024)
+        .map(|response| response.status)
+        .map_err(|error| error.to_string())
 }
 
 #[cfg(test)]

@@ -448,7 +448,8 @@ impl Artifacts {
         entries.push((MODULE_ENTRY.to_string(), module.to_vec()));
         match store
             .put_artifact_bundle(&key.to_string(), bundle(&entries))
-            .await {
+            .await
+        {
             Ok(()) => {
                 info!(%key, entries = entries.len(), "compiled artifacts shared with the fleet")
             }

@@ -6,7 +6,7 @@ use lambda_runtime::tower::{ServiceExt, layer::layer_fn};
 use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 use tracing::warn;
 
-use crate::event::Payload;
+use crate::trigger::Payload;
 use crate::{Adapter, Config};
 
 /// Installs the log subscriber as Lambda configures it (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`,

@@ -6,16 +6,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use bytes::Bytes;
 use moka::future::Cache;
 use tracing::{Instrument, info_span};
 
-use crate::artifacts::Artifacts;
 use crate::error::Error;
-use crate::invoke::{CompileOptions, CompiledFunction, Loaded};
-use crate::manifest::Manifest;
+use crate::invoke::{CompiledFunction, Loaded};
 
 /// What a compiled plugin depends on: a new module or a new manifest is a new entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,7 +29,6 @@ pub struct PluginCache {
     cache: Cache<PluginKey, Arc<CompiledFunction>>,
     /// `CACHE_MAX_BYTES`: a function heavier than the whole cache is refused.
     max_bytes: u64,
-    options: CompileOptions,
     /// The newest key of each function: older versions are dropped once a new one serves.
     newest: Arc<Mutex<HashMap<String, PluginKey>>>,
     /// Set when entries were evicted: the memory they freed is handed back to the system at
@@ -42,7 +37,7 @@ pub struct PluginCache {
 }
 
 impl PluginCache {
-    pub fn new(max_bytes: u64, options: CompileOptions) -> PluginCache {
+    pub fn new(max_bytes: u64) -> PluginCache {
         let evicted = Arc::new(AtomicBool::new(false));
         let cache = Cache::builder()
             .max_capacity(max_bytes)
@@ -55,48 +50,29 @@ impl PluginCache {
         PluginCache {
             cache,
             max_bytes,
-            options,
             newest: Arc::default(),
             evicted,
         }
     }
 
-    /// The compile cache's artifacts, if there is a compile cache.
-    pub fn artifacts(&self) -> Option<&Arc<Artifacts>> {
-        self.options.artifacts.as_ref()
-    }
-
-    /// The compiled function for `key`, compiling it from the module `fetch` returns on a miss,
-    /// and whether this call loaded it (a miss) or found it.
-    pub async fn get_or_compile<F>(
+    /// The compiled function for `key`, from `miss` when the cache does not hold it (the loader
+    /// fetches and compiles), and whether this call loaded it (a miss) or found it.
+    pub async fn get_or_insert<F>(
         &self,
         key: PluginKey,
-        manifest: Arc<Manifest>,
-        fetch: F,
+        miss: F,
     ) -> Result<(Arc<CompiledFunction>, Loaded), Error>
     where
-        F: Future<Output = Result<Bytes, Error>> + Send,
+        F: Future<Output = Result<CompiledFunction, Error>> + Send,
     {
-        let options = self.options.clone();
         let max_bytes = self.max_bytes;
-        let function_name = key.function.clone();
         let span = info_span!("compile", function = %key.function);
         let entry = self
             .cache
             .entry(key.clone())
             .or_try_insert_with(
                 async move {
-                    let started = Instant::now();
-                    let module = fetch.await?;
-                    let fetch = started.elapsed();
-                    let mut function = tokio::task::spawn_blocking(move || {
-                        CompiledFunction::compile(manifest, module, options)
-                    })
-                    .await
-                    .map_err(|panic| Error::ModuleInvalid {
-                        function: function_name,
-                        reason: format!("compiling panicked: {panic}"),
-                    })??;
+                    let function = miss.await?;
                     if u64::from(function.weight) > max_bytes {
                         return Err(Error::ModuleInvalid {
                             function: function.name().to_string(),
@@ -110,12 +86,6 @@ impl PluginCache {
                             ),
                         });
                     }
-                    function.loaded = Loaded {
-                        miss: true,
-                        fetch,
-                        compile: started.elapsed() - fetch,
-                        compiled_code: None,
-                    };
                     Ok::<_, Error>(Arc::new(function))
                 }
                 .instrument(span),

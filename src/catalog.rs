@@ -27,16 +27,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::time::timeout_at;
 use tracing::{debug, info, warn};
 
-use crate::artifacts::{ArtifactKey, Compiling, Downloaded};
-use crate::cache::{PluginCache, PluginKey};
 use crate::error::Error;
-use crate::invoke::{CompiledFunction, Loaded};
 use crate::manifest::{MANIFEST_FILE, Manifest, Rules};
 use crate::name;
 use crate::router::RouteTable;
@@ -56,7 +52,7 @@ const MAX_REMEMBERED: usize = 1024;
 pub struct Entry {
     pub manifest: Arc<Manifest>,
     /// SHA-256 of the manifest text.
-    digest: String,
+    pub digest: String,
 }
 
 /// One consistent view of the store: what serves and what is routed.
@@ -110,18 +106,7 @@ struct State {
     listed_at: Option<Instant>,
 }
 
-/// The digest of a module whose manifest has no `sha256`.
-#[derive(Debug, Clone)]
-struct ModuleState {
-    path: String,
-    /// The manifest version it was read under (published stores re-read only with a new one).
-    manifest: String,
-    version: Version,
-    digest: String,
-    checked_at: Instant,
-}
-
-/// The catalog and the compiled-plugin cache behind it. One per process.
+/// The manifests of the store, and the routing table built from them. One per process.
 pub struct Catalog {
     store: Arc<dyn FunctionStore>,
     revalidate_after: Duration,
@@ -132,15 +117,9 @@ pub struct Catalog {
     state: Mutex<State>,
     /// Held while listing, so listings never overlap.
     listing: tokio::sync::Mutex<()>,
-    modules: Mutex<HashMap<String, ModuleState>>,
-    plugins: PluginCache,
-    /// The newest entry of each function that compiled (published stores).
-    loaded: Mutex<HashMap<String, Arc<Entry>>>,
-    /// Versions known not to load, so they are not fetched and compiled on every call.
-    broken: Mutex<HashMap<PluginKey, Error>>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -155,22 +134,8 @@ impl Record {
     }
 }
 
-/// What a cache miss found before compiling, for sharing what compiling wrote.
-struct Miss {
-    artifact_key: ArtifactKey,
-    /// The compile in progress, and the cache before it.
-    compiling: Compiling,
-    /// How many cache entries the store gave.
-    downloaded: usize,
-    module: Bytes,
-}
-
 impl Catalog {
-    pub fn new(
-        store: Arc<dyn FunctionStore>,
-        revalidate_after: Duration,
-        plugins: PluginCache,
-    ) -> Catalog {
+    pub fn new(store: Arc<dyn FunctionStore>, revalidate_after: Duration) -> Catalog {
         Catalog {
             published: store.published(),
             rules: if store.published() {
@@ -182,15 +147,16 @@ impl Catalog {
             revalidate_after,
             state: Mutex::new(State::default()),
             listing: tokio::sync::Mutex::new(()),
-            modules: Mutex::new(HashMap::new()),
-            plugins,
-            loaded: Mutex::new(HashMap::new()),
-            broken: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn store(&self) -> &dyn FunctionStore {
         self.store.as_ref()
+    }
+
+    /// The store, shared (for the loader).
+    pub fn shared_store(&self) -> Arc<dyn FunctionStore> {
+        Arc::clone(&self.store)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -518,319 +484,6 @@ impl Catalog {
             function: name.to_string(),
             store: self.store.describe(),
         }
-    }
-
-    /// The compiled function for `entry`, compiling it on a cache miss; store reads are bounded
-    /// by `max_wait`. In a published store, a version that does not load falls back to the last
-    /// one that did.
-    pub async fn compiled(
-        &self,
-        entry: &Arc<Entry>,
-        max_wait: Duration,
-    ) -> Result<(Arc<CompiledFunction>, Loaded), Error> {
-        let deadline = Instant::now() + max_wait;
-        let name = &entry.manifest.name;
-        match self.compile(entry, deadline).await {
-            Ok(function) => {
-                if self.published {
-                    self.loaded
-                        .lock()
-                        .expect("loaded lock")
-                        .insert(name.clone(), Arc::clone(entry));
-                }
-                Ok(function)
-            }
-            // A new version that does not load, or whose module the store cannot give now (it
-            // went down right after the listing saw the new manifest): the last good one keeps
-            // serving, from the cache, until the new one loads.
-            Err(error @ (Error::ModuleInvalid { .. } | Error::StoreUnavailable { .. }))
-                if self.published =>
-            {
-                let good = self.loaded.lock().expect("loaded lock").get(name).cloned();
-                match good {
-                    Some(good) if !Arc::ptr_eq(&good, entry) => {
-                        warn!(function = %name, %error, "new version does not load; the last good version keeps serving");
-                        self.compile(&good, deadline).await.map_err(|_| error)
-                    }
-                    _ => Err(error),
-                }
-            }
-            Err(error) => Err(error),
-        }
-    }
-
-    async fn compile(
-        &self,
-        entry: &Entry,
-        deadline: Instant,
-    ) -> Result<(Arc<CompiledFunction>, Loaded), Error> {
-        let manifest = &entry.manifest;
-        let (module_digest, fetched) = match &manifest.sha256 {
-            Some(digest) => (digest.clone(), None),
-            None => self.module_digest(entry, deadline).await?,
-        };
-        let key = PluginKey {
-            function: manifest.name.clone(),
-            module: module_digest.clone(),
-            manifest: entry.digest.clone(),
-        };
-        if let Some(error) = self.broken.lock().expect("broken lock").get(&key) {
-            return Err(error.clone());
-        }
-        let module_location = || self.store.locate(&manifest.name, &manifest.module);
-        let artifacts = self.plugins.artifacts().cloned();
-        // Filled on a miss, for sharing what compiling wrote.
-        let before: Mutex<Option<Miss>> = Mutex::new(None);
-        let fetch = async {
-            let artifact_key = ArtifactKey::new(&module_digest, manifest.fuel.is_some());
-            let published = self.published.then_some(artifacts.as_ref()).flatten();
-            // A published module never changes: kept locally by digest, fetched once.
-            let kept = match fetched {
-                Some(_) => None,
-                None => published.and_then(|a| a.module(&module_digest)),
-            };
-            let already_kept = kept.is_some();
-            let local = fetched.or(kept);
-            // The store's copy must hash to the digest; a local one was checked when read.
-            let fetch_checked = || async {
-                let bytes = self.fetch_module(manifest, deadline).await?;
-                let actual = sha256_hex(&bytes);
-                if actual != module_digest {
-                    return Err(Error::ModuleInvalid {
-                        function: manifest.name.clone(),
-                        reason: format!(
-                            "{} hashes to {actual}, not the expected {module_digest}",
-                            module_location()
-                        ),
-                    });
-                }
-                Ok(bytes)
-            };
-            // The compiled artifacts from the store, unless they are here already or the store's
-            // recent listing shows none. A bundle carries its module: when the listing shows
-            // one, it is the only request; when it cannot tell, both are fetched at once.
-            let listed = match &artifacts {
-                Some(artifacts) if !artifacts.has_compiled(&artifact_key) => self
-                    .store
-                    .artifact_listed(&artifact_key.to_string(), self.revalidate_after),
-                _ => Some(false),
-            };
-            let module = async {
-                match local {
-                    Some(bytes) => Some(Ok(bytes)),
-                    None if listed == Some(true) => None,
-                    None => Some(fetch_checked().await),
-                }
-            };
-            let compiled = async {
-                match &artifacts {
-                    Some(artifacts) if listed != Some(false) => {
-                        let remaining = deadline.saturating_duration_since(Instant::now());
-                        let download = artifacts.download(self.store.as_ref(), &artifact_key);
-                        tokio::time::timeout(remaining, download)
-                            .await
-                            .unwrap_or_default()
-                    }
-                    _ => Downloaded::default(),
-                }
-            };
-            let (bytes, downloaded) = futures::join!(module, compiled);
-            let bytes = match bytes {
-                Some(bytes) => bytes?,
-                // The bundle's module, if it is the one expected; else the module itself.
-                None => match downloaded.module {
-                    Some(bytes) if sha256_hex(&bytes) == module_digest => bytes,
-                    other => {
-                        if other.is_some() {
-                            warn!(function = %manifest.name, key = %artifact_key, "compiled artifacts carry another module than the manifest names; fetching it");
-                        }
-                        fetch_checked().await?
-                    }
-                },
-            };
-            let downloaded = downloaded.entries;
-            if let Some(published) = published.filter(|_| !already_kept) {
-                published.keep_module(&module_digest, &bytes);
-            }
-            if let Some(artifacts) = &artifacts {
-                let compiling = artifacts.before_compile();
-                *before.lock().expect("listing lock") = Some(Miss {
-                    artifact_key,
-                    compiling,
-                    downloaded,
-                    module: bytes.clone(),
-                });
-            }
-            Ok(bytes)
-        };
-        let mut result = self
-            .plugins
-            .get_or_compile(key.clone(), Arc::clone(manifest), fetch)
-            .await;
-        let taken = before.lock().expect("listing lock").take();
-        if let (
-            Ok((_, loaded)),
-            Some(artifacts),
-            Some(Miss {
-                artifact_key,
-                compiling,
-                downloaded,
-                module,
-            }),
-        ) = (&mut result, &artifacts, taken)
-        {
-            // What compiling wrote into the cache: nothing when a cached artifact was loaded.
-            let changed = compiling.finish();
-            loaded.compiled_code = Some(!changed.is_empty());
-            artifacts.mark_compiled(&artifact_key);
-            info!(
-                function = %manifest.name,
-                artifact = if changed.is_empty() { "loaded" } else { "compiled" },
-                from_store = downloaded,
-                "compiled code"
-            );
-            debug!(function = %manifest.name, ?changed, "compile cache entries written");
-            // Compiled here, even after a download (whose entries then did not fit this engine):
-            // shared, so the next cold environment loads.
-            if !changed.is_empty() && self.store.keeps_artifacts() {
-                let (store, artifacts) = (Arc::clone(&self.store), Arc::clone(artifacts));
-                tokio::spawn(async move {
-                    artifacts
-                        .upload(store.as_ref(), &artifact_key, &changed, &module)
-                        .await;
-                });
-            }
-        }
-        result
-            .map_err(|error| match error {
-                // Name the module file in compile errors, as every other error names its file.
-                Error::ModuleInvalid { function, reason } => {
-                    let location = module_location();
-                    let reason = if reason.contains(&location) {
-                        reason
-                    } else {
-                        format!("{location}: {reason}")
-                    };
-                    Error::ModuleInvalid { function, reason }
-                }
-                other => other,
-            })
-            .inspect_err(|error| {
-                if let Error::ModuleInvalid { .. } = error {
-                    let mut broken = self.broken.lock().expect("broken lock");
-                    if broken.len() >= MAX_REMEMBERED {
-                        broken.clear();
-                    }
-                    broken.insert(key, error.clone());
-                }
-            })
-    }
-
-    /// Reads `manifest`'s module (or, with `known`, only if it changed), by the deadline.
-    async fn read_module(
-        &self,
-        manifest: &Manifest,
-        known: Option<&Version>,
-        deadline: Instant,
-    ) -> Result<Option<Stored>, Error> {
-        let read = self.store.read(&manifest.name, &manifest.module, known);
-        match timeout_at(deadline.into(), read).await {
-            Ok(Ok(stored)) => Ok(stored),
-            Ok(Err(error)) => Err(self.module_error(manifest, error)),
-            Err(_) => Err(Error::StoreUnavailable {
-                function: manifest.name.clone(),
-                reason: format!(
-                    "{}: no answer before the invocation deadline",
-                    self.store.locate(&manifest.name, &manifest.module)
-                ),
-            }),
-        }
-    }
-
-    async fn fetch_module(&self, manifest: &Manifest, deadline: Instant) -> Result<Bytes, Error> {
-        let stored = self.read_module(manifest, None, deadline).await?;
-        Ok(stored
-            .expect("a read without a known version always returns content")
-            .bytes)
-    }
-
-    fn module_error(&self, manifest: &Manifest, error: StoreError) -> Error {
-        match error {
-            StoreError::NotFound(location) => Error::ModuleInvalid {
-                function: manifest.name.clone(),
-                reason: format!(
-                    "{}: module: {location} does not exist{}",
-                    self.store.locate(&manifest.name, MANIFEST_FILE),
-                    if manifest.build.is_some() {
-                        " (build the function first)"
-                    } else {
-                        ""
-                    }
-                ),
-            },
-            StoreError::Unavailable { location, reason } => Error::StoreUnavailable {
-                function: manifest.name.clone(),
-                reason: format!("{location}: {reason}"),
-            },
-        }
-    }
-
-    /// The digest of a module whose manifest has no `sha256`. In a directory the module is
-    /// re-read when its file changed; in a published store only under a new manifest version.
-    /// Returns the bytes too when it had to read them.
-    async fn module_digest(
-        &self,
-        entry: &Entry,
-        deadline: Instant,
-    ) -> Result<(String, Option<Bytes>), Error> {
-        let manifest = &entry.manifest;
-        let known = self
-            .modules
-            .lock()
-            .expect("module state lock")
-            .get(&manifest.name)
-            .filter(|state| state.path == manifest.module)
-            .filter(|state| !self.published || state.manifest == entry.digest)
-            .cloned();
-        if let Some(state) = &known
-            && (self.published || self.fresh(state.checked_at))
-        {
-            return Ok((state.digest.clone(), None));
-        }
-        let read = self
-            .read_module(manifest, known.as_ref().map(|s| &s.version), deadline)
-            .await;
-        let (state, bytes) = match (read, known) {
-            (Ok(None), Some(state)) => (state, None),
-            (Ok(Some(stored)), _) => {
-                let state = ModuleState {
-                    path: manifest.module.clone(),
-                    manifest: entry.digest.clone(),
-                    digest: sha256_hex(&stored.bytes),
-                    version: stored.version,
-                    checked_at: Instant::now(),
-                };
-                (state, Some(stored.bytes))
-            }
-            (Err(Error::StoreUnavailable { reason, .. }), Some(state)) => {
-                warn!(function = %manifest.name, %reason, "module unreadable; the last version read keeps serving");
-                (state, None)
-            }
-            (Ok(None), None) => {
-                unreachable!("a read without a known version always returns content")
-            }
-            (Err(error), _) => return Err(error),
-        };
-        let digest = state.digest.clone();
-        let state = ModuleState {
-            checked_at: Instant::now(),
-            ..state
-        };
-        self.modules
-            .lock()
-            .expect("module state lock")
-            .insert(manifest.name.clone(), state);
-        Ok((digest, bytes))
     }
 }
 

@@ -160,10 +160,7 @@ impl Config {
                     .map(|name| name.trim().to_string())
                     .filter(|name| !name.is_empty())
                     .collect();
-                if let Some(bad) = names
-                    .iter()
-                    .find(|name| !crate::name::is_valid(name))
-                {
+                if let Some(bad) = names.iter().find(|name| !crate::name::is_valid(name)) {
                     return Err(invalid(
                         ENV_PREWARM,
                         &value,

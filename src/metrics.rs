@@ -19,9 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::invoke::Loaded;
 use crate::capabilities::{FAMILIES, HostUsage};
 use crate::error::Error;
+use crate::invoke::Loaded;
 
 /// The CloudWatch namespace of the metrics.
 pub const NAMESPACE: &str = "wasm-lambda";

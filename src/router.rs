@@ -5,41 +5,47 @@
 //! is consulted only when no other route takes the request, so a greedy route never shadows a
 //! more specific one.
 //!
-//! Record hooks (`s3`, `sqs`, `sns`, `database`, `stream`, `schedule`, `event`) are indexed by
-//! hook type and the resource they name (bucket, queue, topic, table, stream, rule, event
-//! source); a record goes to every hook whose filters (S3 prefix, suffix and event globs,
-//! database actions, event detail type) it passes.
+//! Batch hooks are indexed by kind and the resource they name (bucket, queue, topic, table,
+//! stream, rule, event source, Kafka topic, broker queue, delivery stream, log group); a record
+//! goes to every hook whose conditions (S3 prefix, suffix and event globs, database actions,
+//! event detail type) it passes.
+//!
+//! Request hooks (WebSocket, authorizers, Cognito, AppSync, Bedrock agents, custom resources,
+//! SES, raw) are indexed by kind; a request goes to the one most specific hook whose conditions
+//! it passes: an exact value outweighs a list, a list a glob, prefix or suffix, and those a
+//! presence test; conditions add up; ties go to the function first by name. Two hooks of one
+//! kind with the same conditions conflict, and the later by name is not served.
 
 use std::collections::{BTreeMap, HashMap};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
-
-use crate::event::Source;
-use crate::manifest::{Hook, Manifest, OneOrMany, route_pattern};
+use crate::manifest::Manifest;
+use crate::trigger::hook::{Attributes, Condition, Pattern};
+use crate::trigger::http::Route;
+use crate::trigger::{Family, HookKind, Request, Source};
 
 /// One HTTP route of one function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRoute {
-    /// The path as the manifest wrote it (`/hello/{name}`).
-    pub path: String,
-    /// Upper-case methods; `None` means any method.
-    pub methods: Option<Vec<String>>,
+    pub route: Route,
     pub function: String,
     pub entrypoint: String,
-    /// Parameter names in path order.
-    params: Vec<String>,
 }
 
 impl HttpRoute {
+    /// The path as the manifest wrote it (`/hello/{name}`).
+    pub fn path(&self) -> &str {
+        &self.route.path
+    }
+
     fn accepts(&self, method: &str) -> bool {
-        match &self.methods {
+        match &self.route.methods {
             None => true,
             Some(methods) => methods.iter().any(|m| m == method),
         }
     }
 }
 
-/// Two routes that cannot both be served; the one kept is named first.
+/// Two hooks that cannot both be served; the one kept is named first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConflict {
     pub kept: String,
@@ -61,82 +67,41 @@ pub enum HttpMatch<'a> {
     NotFound,
 }
 
-/// One record hook of one function.
+/// One hook of one function, with the conditions an event must pass.
 #[derive(Debug, Clone)]
-pub struct RecordRoute {
+pub struct HookRoute {
     pub function: String,
     pub entrypoint: String,
-    filter: RecordFilter,
+    conditions: Vec<Condition>,
+    /// How specific the conditions are (request hooks: the most specific wins).
+    weight: u32,
+    /// What the hook matches, for conflicts.
+    describe: String,
 }
 
-/// What a record must match beyond its hook type and resource.
-#[derive(Debug, Clone)]
-enum RecordFilter {
-    Any,
-    S3 {
-        prefix: Option<String>,
-        suffix: Option<String>,
-        events: Option<GlobSet>,
-    },
-    Database {
-        actions: Option<Vec<String>>,
-    },
-    Event {
-        detail_type: Option<String>,
-    },
+impl HookRoute {
+    /// How specific the hook is (request hooks: the most specific matching one wins).
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    fn accepts(&self, event: &dyn Attributes) -> bool {
+        self.conditions
+            .iter()
+            .all(|condition| condition.holds(event))
+    }
 }
 
-impl RecordFilter {
-    fn for_hook(hook: &Hook) -> RecordFilter {
-        match hook {
-            Hook::S3(s3) => RecordFilter::S3 {
-                prefix: s3.prefix.clone(),
-                suffix: s3.suffix.clone(),
-                events: s3.events.as_ref().map(|events| {
-                    let mut set = GlobSetBuilder::new();
-                    for event in events {
-                        // Validated with the manifest.
-                        if let Ok(glob) = Glob::new(event.strip_prefix("s3:").unwrap_or(event)) {
-                            set.add(glob);
-                        }
-                    }
-                    set.build().unwrap_or_else(|_| GlobSet::empty())
-                }),
-            },
-            Hook::Database(database) => RecordFilter::Database {
-                actions: database.action.as_ref().map(OneOrMany::to_vec),
-            },
-            Hook::Event(event) => RecordFilter::Event {
-                detail_type: event.detail_type.clone(),
-            },
-            _ => RecordFilter::Any,
-        }
-    }
-
-    fn accepts(&self, source: &Source) -> bool {
-        match (self, source) {
-            (RecordFilter::Any, _) => true,
-            (
-                RecordFilter::S3 {
-                    prefix,
-                    suffix,
-                    events,
-                },
-                Source::S3 { key, event, .. },
-            ) => {
-                prefix.as_ref().is_none_or(|p| key.starts_with(p.as_str()))
-                    && suffix.as_ref().is_none_or(|s| key.ends_with(s.as_str()))
-                    && events.as_ref().is_none_or(|globs| globs.is_match(event))
-            }
-            (RecordFilter::Database { actions }, Source::Database { action, .. }) => actions
-                .as_ref()
-                .is_none_or(|actions| actions.iter().any(|a| a == action)),
-            (RecordFilter::Event { detail_type }, Source::Event { detail_type: d, .. }) => {
-                detail_type.as_ref().is_none_or(|t| t == d)
-            }
-            _ => false,
-        }
-    }
+fn weight(conditions: &[Condition]) -> u32 {
+    conditions
+        .iter()
+        .map(|condition| match &condition.pattern {
+            Pattern::Is(_) => 8,
+            Pattern::AnyOf(_) => 4,
+            Pattern::Globs(_) | Pattern::Prefix(_) | Pattern::Suffix(_) => 2,
+            Pattern::Present => 1,
+        })
+        .sum()
 }
 
 /// All routes of all functions.
@@ -146,47 +111,10 @@ pub struct RouteTable {
     greedy: matchit::Router<usize>,
     /// Routes sharing one path shape, indexed by the router's values.
     shapes: Vec<Vec<HttpRoute>>,
-    /// Record hooks by hook type, then resource.
-    records: HashMap<&'static str, HashMap<String, Vec<RecordRoute>>>,
-}
-
-/// `/a/{x}/{rest+}` -> (`/a/{p0}/{*p1}`, [x, rest]): routes differing only in parameter
-/// names share a shape.
-fn shape(path: &str) -> Option<(String, Vec<String>)> {
-    let pattern = route_pattern(path).ok()?;
-    let mut names = Vec::new();
-    let segments: Vec<String> = pattern
-        .split('/')
-        .map(
-            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(inner) => {
-                    let (star, name) = match inner.strip_prefix('*') {
-                        Some(name) => ("*", name),
-                        None => ("", inner),
-                    };
-                    names.push(name.to_string());
-                    format!("{{{star}p{}}}", names.len() - 1)
-                }
-                None => segment.to_string(),
-            },
-        )
-        .collect();
-    Some((segments.join("/"), names))
-}
-
-fn methods(method: &Option<OneOrMany>) -> Option<Vec<String>> {
-    let methods: Vec<String> = method
-        .as_ref()
-        .map(OneOrMany::to_vec)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| m.to_ascii_uppercase())
-        .collect();
-    if methods.is_empty() || methods.iter().any(|m| m == "ANY") {
-        None
-    } else {
-        Some(methods)
-    }
+    /// Batch hooks by kind, then resource.
+    records: HashMap<HookKind, HashMap<String, Vec<HookRoute>>>,
+    /// Request hooks by kind, most specific first.
+    requests: HashMap<HookKind, Vec<HookRoute>>,
 }
 
 impl RouteTable {
@@ -207,66 +135,95 @@ impl RouteTable {
                     .entrypoint()
                     .unwrap_or(&manifest.entrypoint)
                     .to_string();
-                if let Some(resource) = hook.resource() {
-                    table
+                let kind = hook.kind();
+                if let Some(route) = &hook.compiled.route {
+                    let route = HttpRoute {
+                        route: route.clone(),
+                        function: manifest.name.clone(),
+                        entrypoint,
+                    };
+                    table.add_http(route, &mut by_shape, &mut conflicts);
+                    continue;
+                }
+                let conditions = hook.compiled.conditions.clone();
+                let route = HookRoute {
+                    function: manifest.name.clone(),
+                    entrypoint,
+                    weight: weight(&conditions),
+                    conditions,
+                    describe: format!("{kind} {hook} -> {}", manifest.name),
+                };
+                match (kind.family(), hook.resource()) {
+                    (Family::Batch, Some(resource)) => table
                         .records
-                        .entry(hook.kind())
+                        .entry(kind)
                         .or_default()
                         .entry(resource.to_string())
                         .or_default()
-                        .push(RecordRoute {
-                            function: manifest.name.clone(),
-                            entrypoint,
-                            filter: RecordFilter::for_hook(hook),
-                        });
-                    continue;
-                }
-                let Hook::Http(http) = hook else { continue };
-                let Some((shape, params)) = shape(&http.path) else {
-                    continue;
-                };
-                let route = HttpRoute {
-                    path: http.path.clone(),
-                    methods: methods(&http.method),
-                    function: manifest.name.clone(),
-                    entrypoint,
-                    params,
-                };
-                let index = match by_shape.get(&shape) {
-                    Some(&index) => index,
-                    None => {
-                        let index = table.shapes.len();
-                        let router = if shape.contains("{*") {
-                            &mut table.greedy
-                        } else {
-                            &mut table.exact
-                        };
-                        if let Err(error) = router.insert(shape.clone(), index) {
+                        .push(route),
+                    _ => {
+                        let routes = table.requests.entry(kind).or_default();
+                        if let Some(earlier) =
+                            routes.iter().find(|r| r.conditions == route.conditions)
+                        {
                             conflicts.push(RouteConflict {
-                                kept: "an earlier route".to_string(),
-                                dropped: describe(&route),
-                                reason: error.to_string(),
+                                kept: earlier.describe.clone(),
+                                dropped: route.describe.clone(),
+                                reason: "same conditions".to_string(),
                             });
                             continue;
                         }
-                        by_shape.insert(shape, index);
-                        table.shapes.push(Vec::new());
-                        index
+                        routes.push(route);
                     }
-                };
-                let existing = &mut table.shapes[index];
-                if let Some(earlier) = existing.iter().find(|r| overlaps(r, &route)) {
-                    conflicts.push(RouteConflict {
-                        kept: describe(earlier),
-                        dropped: describe(&route),
-                        reason: "same path and method".to_string(),
-                    });
-                    continue;
                 }
-                existing.push(route);
             }
         }
+        for routes in table.requests.values_mut() {
+            // Stable: among equal weights, function-name order stays.
+            routes.sort_by_key(|route| std::cmp::Reverse(route.weight));
+        }
         (table, conflicts)
+    }
+
+    fn add_http(
+        &mut self,
+        route: HttpRoute,
+        by_shape: &mut BTreeMap<String, usize>,
+        conflicts: &mut Vec<RouteConflict>,
+    ) {
+        let shape = route.route.shape.clone();
+        let index = match by_shape.get(&shape) {
+            Some(&index) => index,
+            None => {
+                let index = self.shapes.len();
+                let router = if route.route.greedy() {
+                    &mut self.greedy
+                } else {
+                    &mut self.exact
+                };
+                if let Err(error) = router.insert(shape.clone(), index) {
+                    conflicts.push(RouteConflict {
+                        kept: "an earlier route".to_string(),
+                        dropped: describe(&route),
+                        reason: error.to_string(),
+                    });
+                    return;
+                }
+                by_shape.insert(shape, index);
+                self.shapes.push(Vec::new());
+                index
+            }
+        };
+        let existing = &mut self.shapes[index];
+        if let Some(earlier) = existing.iter().find(|r| overlaps(r, &route)) {
+            conflicts.push(RouteConflict {
+                kept: describe(earlier),
+                dropped: describe(&route),
+                reason: "same path and method".to_string(),
+            });
+            return;
+        }
+        existing.push(route);
     }
 
     /// Finds the route for `method` and `path`. Parameter values are returned as matched;
@@ -284,10 +241,11 @@ impl RouteTable {
             // A route naming the method beats a route taking any method.
             let route = routes
                 .iter()
-                .find(|r| r.methods.is_some() && r.accepts(&method))
-                .or_else(|| routes.iter().find(|r| r.methods.is_none()));
+                .find(|r| r.route.methods.is_some() && r.accepts(&method))
+                .or_else(|| routes.iter().find(|r| r.route.methods.is_none()));
             if let Some(route) = route {
                 let params = route
+                    .route
                     .params
                     .iter()
                     .cloned()
@@ -298,7 +256,7 @@ impl RouteTable {
             allowed.extend(
                 routes
                     .iter()
-                    .flat_map(|r| r.methods.clone().unwrap_or_default()),
+                    .flat_map(|r| r.route.methods.clone().unwrap_or_default()),
             );
         }
         if !path_matched {
@@ -316,16 +274,16 @@ impl RouteTable {
 
     /// Every function hook a record from `source` goes to, each (function, entrypoint) once,
     /// in function-name order.
-    pub fn match_record(&self, source: &Source) -> Vec<&RecordRoute> {
+    pub fn match_record(&self, source: &Source) -> Vec<&HookRoute> {
         let Some(routes) = self
             .records
-            .get(source.trigger())
-            .and_then(|by_resource| by_resource.get(source.resource()))
+            .get(&source.kind)
+            .and_then(|by_resource| by_resource.get(&source.resource))
         else {
             return Vec::new();
         };
-        let mut matched: Vec<&RecordRoute> = Vec::new();
-        for route in routes.iter().filter(|r| r.filter.accepts(source)) {
+        let mut matched: Vec<&HookRoute> = Vec::new();
+        for route in routes.iter().filter(|r| r.accepts(source)) {
             if !matched
                 .iter()
                 .any(|m| m.function == route.function && m.entrypoint == route.entrypoint)
@@ -336,18 +294,29 @@ impl RouteTable {
         matched
     }
 
-    /// How many record hooks the table holds.
-    pub fn record_hooks(&self) -> usize {
-        self.records
+    /// The one hook a request goes to: the most specific that matches it.
+    pub fn match_request(&self, request: &Request) -> Option<&HookRoute> {
+        self.requests
+            .get(&request.kind)?
+            .iter()
+            .find(|route| route.accepts(request))
+    }
+
+    /// How many batch and request hooks the table holds.
+    #[cfg(test)]
+    fn record_hooks(&self) -> usize {
+        let records: usize = self
+            .records
             .values()
             .flat_map(HashMap::values)
             .map(Vec::len)
-            .sum()
+            .sum();
+        records + self.requests.values().map(Vec::len).sum::<usize>()
     }
 }
 
 fn overlaps(a: &HttpRoute, b: &HttpRoute) -> bool {
-    match (&a.methods, &b.methods) {
+    match (&a.route.methods, &b.route.methods) {
         (None, None) => true,
         (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
         // A specific method next to ANY is fine: the specific one wins for its method.
@@ -357,16 +326,18 @@ fn overlaps(a: &HttpRoute, b: &HttpRoute) -> bool {
 
 fn describe(route: &HttpRoute) -> String {
     let methods = route
+        .route
         .methods
         .as_ref()
         .map(|m| m.join(","))
         .unwrap_or_else(|| "ANY".to_string());
-    format!("{methods} {} -> {}", route.path, route.function)
+    format!("{methods} {} -> {}", route.route.path, route.function)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trigger::Request;
 
     fn manifest(name: &str, hooks: &str) -> Manifest {
         Manifest::parse(
@@ -469,10 +440,10 @@ mod tests {
                 .map(|r| format!("{}:{}", r.function, r.entrypoint))
                 .collect()
         };
-        let s3 = |key: &str, event: &str| Source::S3 {
-            bucket: "uploads".into(),
-            key: key.into(),
-            event: event.into(),
+        let s3 = |key: &str, event: &str| {
+            Source::new(HookKind::S3, "uploads", "s3")
+                .with("key", key)
+                .with("event", event)
         };
         assert_eq!(
             functions(s3("incoming/a b.png", "ObjectCreated:Put")),
@@ -486,24 +457,18 @@ mod tests {
             functions(s3("other/a.png", "ObjectCreated:Put")),
             ["audit:handle"]
         );
-        let users = |action| Source::Database {
-            table: "users".into(),
-            action,
+        let users = |action: &str| {
+            Source::new(HookKind::Database, "users", "database").with("action", action)
         };
         assert_eq!(functions(users("insert")), ["welcome:handle"]);
         assert_eq!(functions(users("delete")), ["sync:on_change"]);
-        let order = |detail_type: &str| Source::Event {
-            source: "com.example.orders".into(),
-            detail_type: detail_type.into(),
+        let order = |detail_type: &str| {
+            Source::new(HookKind::Event, "com.example.orders", "event")
+                .with("detail_type", detail_type)
         };
         assert_eq!(functions(order("OrderPlaced")), ["orders:handle"]);
         assert!(functions(order("OrderShipped")).is_empty());
-        assert!(
-            functions(Source::Sqs {
-                queue: "jobs".into()
-            })
-            .is_empty()
-        );
+        assert!(functions(Source::new(HookKind::Sqs, "jobs", "sqs")).is_empty());
     }
 
     #[test]
@@ -516,5 +481,51 @@ mod tests {
         assert_eq!(conflicts.len(), 1);
         assert_eq!(conflicts[0].kept, "GET /x/{name} -> a");
         assert_eq!(found(&table, "GET", "/x/1").0, "a");
+    }
+
+    #[test]
+    fn a_request_goes_to_its_most_specific_hook() {
+        let manifests = [
+            manifest("any-route", "  - {type: websocket, route: $default}\n"),
+            manifest("chat", "  - {type: websocket, route: sendMessage}\n"),
+            manifest("signup", "  - {type: cognito, trigger: \"PreSignUp_*\"}\n"),
+            manifest(
+                "signup-pool",
+                "  - {type: cognito, trigger: \"PreSignUp_*\", user_pool: p1}\n",
+            ),
+            manifest("zz-chat", "  - {type: websocket, route: sendMessage}\n"),
+        ];
+        let (table, conflicts) = RouteTable::build(&manifests);
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        assert!(conflicts[0].dropped.contains("zz-chat"), "{conflicts:?}");
+        let event = |kind, attributes: &[(&'static str, &str)]| {
+            let mut request = Request::new(
+                kind,
+                "test",
+                serde_json::Value::Null,
+                &serde_json::Value::Null,
+            );
+            for (name, value) in attributes {
+                request = request.with(name, *value);
+            }
+            request
+        };
+        let routed = |request: Request| table.match_request(&request).map(|r| r.function.clone());
+        let message = |route| event(HookKind::Websocket, &[("route", route), ("message", route)]);
+        assert_eq!(routed(message("sendMessage")).as_deref(), Some("chat"));
+        assert_eq!(routed(message("other")).as_deref(), Some("any-route"));
+        // `$default` never takes a connection.
+        assert_eq!(
+            routed(event(HookKind::Websocket, &[("route", "$connect")])),
+            None
+        );
+        let signup = |pool| {
+            event(
+                HookKind::Cognito,
+                &[("trigger", "PreSignUp_SignUp"), ("user_pool", pool)],
+            )
+        };
+        assert_eq!(routed(signup("p1")).as_deref(), Some("signup-pool"));
+        assert_eq!(routed(signup("p2")).as_deref(), Some("signup"));
     }
 }

@@ -274,9 +274,60 @@ fn routes_prints_the_routing_table() {
             "handle",
         ],
         vec!["schedule", "rule nightly", "nightly", "handle"],
+        vec!["websocket", "route $connect", "chat", "handle"],
+        vec!["websocket", "route $default", "chat", "handle"],
+        vec!["authorizer", "any api", "gatekeeper", "handle"],
     ] {
         assert!(rows.contains(&row), "{row:?} in\n{stdout}");
     }
+    // Kinds are listed in one order: HTTP, then the other request kinds, then the batch kinds.
+    let position = |kind: &str| rows.iter().position(|row| row[0] == kind).unwrap();
+    assert!(position("http") < position("websocket"));
+    assert!(position("websocket") < position("authorizer"));
+    assert!(position("authorizer") < position("s3"));
+}
+
+#[test]
+fn validate_checks_every_kind_sam_declares_against_the_template() {
+    let store = Store::new();
+    store.add_wat(
+        "streams",
+        &constant_plugin("1"),
+        "hooks:\n  - {type: kafka, topic: orders}\n  - {type: mq, queue: orders}\n  - {type: logs, log_group: /aws/lambda/orders}\n  - {type: cognito, trigger: \"PreSignUp_*\"}\n",
+    );
+    store.add_wat(
+        "elsewhere",
+        &constant_plugin("2"),
+        "hooks:\n  - {type: websocket, route: $connect}\n  - {type: authorizer, api: a1}\n  - {type: appsync, field: Query.getPost}\n  - {type: custom_resource, resource_type: Custom::Thing}\n  - {type: raw, match: {/kind: \"*\"}}\n",
+    );
+    store.add_wat(
+        "bad-hooks",
+        &constant_plugin("3"),
+        "hooks:\n  - {type: appsync, field: getPost}\n  - {type: raw, match: {kind: x}}\n  - {type: custom_resource, resource_type: Thing}\n  - {type: cognito, trigger: \"[\"}\n  - {type: websocket, route: $connect, verb: GET}\n",
+    );
+    let dir = store.path().to_str().unwrap();
+    let (code, stdout, stderr) = cli(&["validate", dir, "--template", "template.yaml"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    // SAM declares these on the function: the template must deliver them.
+    for expected in [
+        "streams/manifest.yaml: hooks[0]: template.yaml delivers no kafka source named `orders`",
+        "streams/manifest.yaml: hooks[1]: template.yaml delivers no mq source named `orders`",
+        "streams/manifest.yaml: hooks[2]: template.yaml delivers no logs source named `/aws/lambda/orders`",
+        "streams/manifest.yaml: hooks[3]: template.yaml gives the bootstrap no Cognito user pool trigger",
+        "bad-hooks/manifest.yaml: hooks[0].field: `getPost` must be `Type.field`",
+        "bad-hooks/manifest.yaml: hooks[1].match.kind: `kind` is not a JSON pointer",
+        "bad-hooks/manifest.yaml: hooks[2].resource_type: `Thing` must be `Custom::Name`",
+        "bad-hooks/manifest.yaml: hooks[3].trigger: `[` is not a glob",
+        "bad-hooks/manifest.yaml: hooks[4].verb: unknown field `verb`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    // SAM declares these elsewhere (an API's routes and authorizers, AppSync, a stack's
+    // resources): nothing to check them against.
+    assert!(stdout.contains("elsewhere: ok"), "{stdout}\n{stderr}");
 }
 
 #[test]

@@ -315,8 +315,8 @@ fn schedules_and_eventbridge_events_reach_their_functions() {
         "no function is hooked to event `com.example.orders` `OrderShipped`",
     );
 
-    let unknown = lambda.invoke(&json!({"Records": [{"eventSource": "aws:ses", "ses": {}}]}));
-    assert_error(&unknown, "UnsupportedEvent", "`aws:ses`");
+    let unknown = lambda.invoke(&json!({"Records": [{"eventSource": "aws:iot", "iot": {}}]}));
+    assert_error(&unknown, "UnsupportedEvent", "`aws:iot`");
     let unknown = lambda.invoke(&json!({"hello": "world"}));
     assert_error(&unknown, "UnsupportedEvent", "top-level keys: [hello]");
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use wasm_lambda::cli::{self, Invocation};
-use wasm_lambda::config::{Config, StoreLocation};
-use wasm_lambda::units::parse_duration;
+use wasm_lambda::parse_duration;
 use wasm_lambda::publish::Target;
+use wasm_lambda::{Config, StoreLocation};
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 the command ran and found problems or failed; \
                           2 bad usage, or input that could not be read.";

@@ -18,21 +18,16 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 use crate::app::Adapter;
-use crate::cache::PluginCache;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::invoke::CompileOptions;
 use crate::router::RouteTable;
 use crate::store::{DirStore, FunctionStore, StoreError, Stored, Version};
+use crate::trigger::HookKind;
 
 /// The routing table of the functions under `dir`, as text: one row per hook. Also returns the
 /// problems found: invalid manifests and route conflicts.
 pub async fn routes(dir: &Path) -> Result<(String, Vec<String>), String> {
-    let catalog = Catalog::new(
-        Arc::new(DirStore::new(dir)),
-        Duration::ZERO,
-        PluginCache::new(u64::MAX, CompileOptions::default()),
-    );
+    let catalog = Catalog::new(Arc::new(DirStore::new(dir)), Duration::ZERO);
     let snapshot = catalog
         .snapshot(Duration::from_secs(60))
         .await
@@ -70,11 +65,12 @@ pub async fn routes(dir: &Path) -> Result<(String, Vec<String>), String> {
     ))
 }
 
+/// Where `kind` comes in the listing: the order of [`HookKind::ALL`].
 fn kind_order(kind: &str) -> usize {
-    let order = [
-        "http", "s3", "sqs", "sns", "database", "stream", "event", "schedule",
-    ];
-    order.iter().position(|k| *k == kind).unwrap_or(order.len())
+    HookKind::ALL
+        .iter()
+        .position(|k| k.name() == kind)
+        .unwrap_or(HookKind::ALL.len())
 }
 
 fn table(header: [&str; 4], rows: &[[String; 4]]) -> String {

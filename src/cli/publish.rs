@@ -12,15 +12,14 @@ use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cache::PluginCache;
 use crate::catalog::Catalog;
 use crate::config::{DEFAULT_S3_REVALIDATE_AFTER, ENV_REVALIDATE_AFTER};
-use crate::units::parse_duration;
 use crate::invoke::{CompileOptions, CompiledFunction};
 use crate::manifest::Manifest;
 use crate::publish::{LocalFunction, Target};
 use crate::router::RouteTable;
 use crate::store::{S3Store, client_from_env};
+use crate::units::parse_duration;
 
 /// Uploads concurrently; each function's module still precedes its manifest.
 const PARALLEL_UPLOADS: usize = 16;
@@ -290,11 +289,7 @@ async fn route_conflicts(
     functions: &[LocalFunction],
     store: S3Store,
 ) -> Result<Vec<String>, String> {
-    let catalog = Catalog::new(
-        Arc::new(store),
-        Duration::ZERO,
-        PluginCache::new(0, CompileOptions::default()),
-    );
+    let catalog = Catalog::new(Arc::new(store), Duration::ZERO);
     let snapshot = catalog
         .snapshot(Duration::from_secs(60))
         .await

@@ -8,8 +8,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::config::DEFAULT_KV_TABLE;
-use crate::manifest::{Hook, Manifest};
+use crate::manifest::Manifest;
 use crate::store::{function_dirs, read_manifest};
+use crate::trigger::HookKind;
 
 /// Everything the functions of a store name.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -53,21 +54,17 @@ impl Needs {
         self.topics.extend(grants.topics.iter().cloned());
         self.secrets.extend(grants.secrets.iter().cloned());
         for hook in &manifest.hooks {
-            match hook {
-                Hook::S3(h) => {
-                    self.hook_buckets.insert(h.bucket.clone());
-                }
-                Hook::Sqs(h) => {
-                    self.hook_queues.insert(h.queue.clone());
-                }
-                Hook::Sns(h) => {
-                    self.hook_topics.insert(h.topic.clone());
-                }
-                Hook::Database(h) => {
-                    self.hook_tables.insert(h.source.clone());
-                }
-                _ => {}
-            }
+            let Some(resource) = hook.resource() else {
+                continue;
+            };
+            let names = match hook.kind() {
+                HookKind::S3 => &mut self.hook_buckets,
+                HookKind::Sqs => &mut self.hook_queues,
+                HookKind::Sns => &mut self.hook_topics,
+                HookKind::Database => &mut self.hook_tables,
+                _ => continue,
+            };
+            names.insert(resource.to_string());
         }
     }
 }

@@ -9,13 +9,15 @@ use globset::Glob;
 use serde_yaml::Value;
 
 use crate::manifest::Hook;
+use crate::trigger::HookKind;
+use crate::trigger::hook::HookSpec;
+use crate::trigger::s3::S3Hook;
 
 /// One event source of the bootstrap.
 #[derive(Debug, Clone, Default)]
 pub struct Source {
-    /// The hook type it delivers: `http`, `sqs`, `database`, `stream`, `s3`, `sns`, `schedule`,
-    /// `event`.
-    pub kind: &'static str,
+    /// The hook kind it delivers.
+    pub kind: Option<HookKind>,
     /// The event's name under the function's `Events`.
     pub event: String,
     /// The names a hook may use for its resource.
@@ -149,7 +151,7 @@ impl Template {
         let mut sources = Vec::new();
         if properties.get("FunctionUrlConfig").is_some() {
             sources.push(Source {
-                kind: "http",
+                kind: Some(HookKind::Http),
                 event: "FunctionUrlConfig".to_string(),
                 ..Source::default()
             });
@@ -168,33 +170,61 @@ impl Template {
                     .map(|id| names_of(&id, name_property))
                     .unwrap_or_default()
             };
-            let source = match definition["Type"].as_str().unwrap_or_default() {
-                "Api" | "HttpApi" => Source {
-                    kind: "http",
-                    ..Source::default()
-                },
+            let event_type = definition["Type"].as_str().unwrap_or_default();
+            // The kind SAM's event type delivers, from the one table of kinds.
+            let Some(kind) = HookKind::ALL
+                .iter()
+                .copied()
+                .find(|kind| kind.sam_event_types().contains(&event_type))
+            else {
+                continue;
+            };
+            let of_kind = Source {
+                kind: Some(kind),
+                ..Source::default()
+            };
+            let source = match event_type {
                 "SQS" => Source {
-                    kind: "sqs",
                     names: by_reference("Queue", "QueueName"),
                     reports_item_failures,
-                    ..Source::default()
+                    ..of_kind
                 },
                 "DynamoDB" => Source {
-                    kind: "database",
                     names: by_reference("Stream", "TableName"),
                     reports_item_failures,
-                    ..Source::default()
+                    ..of_kind
+                },
+                "DocumentDB" => Source {
+                    names: strings(props.get("CollectionName")).into_iter().collect(),
+                    // DocumentDB has no partial batch response: a failure retries the batch.
+                    reports_item_failures: true,
+                    ..of_kind
                 },
                 "Kinesis" => Source {
-                    kind: "stream",
                     names: by_reference("Stream", "Name"),
                     reports_item_failures,
-                    ..Source::default()
+                    ..of_kind
                 },
                 "SNS" => Source {
-                    kind: "sns",
                     names: by_reference("Topic", "TopicName"),
-                    ..Source::default()
+                    ..of_kind
+                },
+                "MSK" | "SelfManagedKafka" => Source {
+                    names: strings(props.get("Topics")).into_iter().collect(),
+                    reports_item_failures,
+                    ..of_kind
+                },
+                "MQ" => Source {
+                    names: strings(props.get("Queues")).into_iter().collect(),
+                    ..of_kind
+                },
+                "CloudWatchLogs" => Source {
+                    names: props
+                        .get("LogGroupName")
+                        .and_then(|name| text(name).or_else(|| reference(name)))
+                        .into_iter()
+                        .collect(),
+                    ..of_kind
                 },
                 "S3" => {
                     let rules = props["Filter"]["S3Key"]["Rules"].as_sequence();
@@ -207,12 +237,11 @@ impl Template {
                         })
                     };
                     Source {
-                        kind: "s3",
                         names: by_reference("Bucket", "BucketName"),
                         s3_events: strings(props.get("Events")),
                         s3_prefix: rule("prefix"),
                         s3_suffix: rule("suffix"),
-                        ..Source::default()
+                        ..of_kind
                     }
                 }
                 "Schedule" => {
@@ -223,21 +252,16 @@ impl Template {
                         .map(|(name, _)| name.clone())
                         .collect();
                     names.extend(rule.filter(|r| !r.contains("${")));
-                    Source {
-                        kind: "schedule",
-                        names,
-                        ..Source::default()
-                    }
+                    Source { names, ..of_kind }
                 }
                 "CloudWatchEvent" | "EventBridgeRule" => Source {
-                    kind: "event",
                     names: strings(props["Pattern"].get("source"))
                         .into_iter()
                         .collect(),
                     detail_types: strings(props["Pattern"].get("detail-type")),
-                    ..Source::default()
+                    ..of_kind
                 },
-                _ => continue,
+                _ => of_kind,
             };
             sources.push(Source { event, ..source });
         }
@@ -316,8 +340,25 @@ impl Template {
     /// Why `hook` cannot be delivered by this template, if it cannot.
     pub fn check(&self, hook: &Hook) -> Result<(), String> {
         let kind = hook.kind();
-        let of_kind: Vec<&Source> = self.sources.iter().filter(|s| s.kind == kind).collect();
-        if kind == "http" {
+        if kind.sam_event_types().is_empty() {
+            // SAM declares this kind's source elsewhere (an API's authorizer, a data source).
+            return Ok(());
+        }
+        let of_kind: Vec<&Source> = self
+            .sources
+            .iter()
+            .filter(|s| s.kind == Some(kind))
+            .collect();
+        if kind == HookKind::Cognito {
+            return match of_kind.is_empty() {
+                true => Err(format!(
+                    "{} gives the bootstrap no Cognito user pool trigger",
+                    self.file
+                )),
+                false => Ok(()),
+            };
+        }
+        if kind == HookKind::Http {
             return match of_kind.is_empty() {
                 true => Err(format!(
                     "{} gives the bootstrap no HTTP API, REST API or Function URL",
@@ -345,8 +386,10 @@ impl Template {
                 }
             ));
         }
-        if matches!(kind, "sqs" | "database" | "stream")
-            && !candidates.iter().any(|s| s.reports_item_failures)
+        if matches!(
+            kind,
+            HookKind::Sqs | HookKind::Database | HookKind::Stream | HookKind::Kafka
+        ) && !candidates.iter().any(|s| s.reports_item_failures)
         {
             let event = &candidates[0].event;
             return Err(format!(
@@ -355,14 +398,14 @@ impl Template {
                 self.file
             ));
         }
-        match hook {
-            Hook::S3(s3) if !candidates.iter().any(|source| s3_delivers(source, s3)) => {
+        match &hook.spec {
+            HookSpec::S3(s3) if !candidates.iter().any(|source| s3_delivers(source, s3)) => {
                 Err(format!(
                     "{}: the S3 event on `{name}` lets none of this hook's events or keys through",
                     self.file
                 ))
             }
-            Hook::Event(event)
+            HookSpec::Event(event)
                 if !candidates.iter().any(|source| {
                     source.detail_types.is_empty()
                         || event
@@ -402,7 +445,7 @@ fn globs_overlap(a: &str, b: &str) -> bool {
 }
 
 /// Whether an S3 event source lets some of `hook`'s notifications through.
-fn s3_delivers(source: &Source, hook: &crate::manifest::S3Hook) -> bool {
+fn s3_delivers(source: &Source, hook: &S3Hook) -> bool {
     let hook_events = hook.events.clone().unwrap_or_else(|| vec!["*".to_string()]);
     let events = source.s3_events.is_empty()
         || source

@@ -15,6 +15,7 @@ use crate::cache::PluginCache;
 use crate::catalog::Catalog;
 use crate::cli::template::Template;
 use crate::invoke::CompileOptions;
+use crate::loader::Loader;
 use crate::manifest::MANIFEST_FILE;
 use crate::router::RouteTable;
 use crate::store::{DirStore, FunctionStore};
@@ -46,10 +47,12 @@ impl Report {
 pub async fn validate(dir: &Path, template: Option<&Path>) -> Result<Report, String> {
     let template = template.map(Template::load).transpose()?;
     let store = DirStore::new(dir);
-    let catalog = Catalog::new(
-        Arc::new(store.clone()),
+    let catalog = Catalog::new(Arc::new(store.clone()), Duration::ZERO);
+    let loader = Loader::new(
+        catalog.shared_store(),
         Duration::ZERO,
-        PluginCache::new(u64::MAX, CompileOptions::default()),
+        PluginCache::new(u64::MAX),
+        CompileOptions::default(),
     );
     let snapshot = catalog
         .snapshot(WAIT)
@@ -64,7 +67,7 @@ pub async fn validate(dir: &Path, template: Option<&Path>) -> Result<Report, Str
     }
     for (name, entry) in &snapshot.functions {
         report.functions.entry(name.clone()).or_default();
-        if let Err(error) = catalog.compiled(entry, WAIT).await {
+        if let Err(error) = loader.compiled(entry, WAIT).await {
             report.problem(name, error.to_string());
         }
         let Some(template) = &template else { continue };

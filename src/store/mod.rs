@@ -8,14 +8,11 @@ mod dir;
 mod s3;
 
 pub use dir::{DirStore, function_dirs, read_manifest};
-pub use s3::{
-    ARTIFACTS_DIR, IndexedManifest, MANIFEST_INDEX, ManifestIndex, S3Store, client_from_env,
-};
+pub use s3::{ARTIFACTS_DIR, IndexedManifest, ManifestIndex, S3Store, client_from_env};
 
 use std::time::Duration;
 
 use bytes::Bytes;
-
 
 /// The version of a stored object: equal versions mean equal content.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,11 +87,7 @@ pub trait FunctionStore: Send + Sync + 'static {
     }
 
     /// Keeps the bundle of compiled artifacts `key`. A store that keeps none ignores it.
-    async fn put_artifact_bundle(
-        &self,
-        _key: &str,
-        _bundle: Bytes,
-    ) -> Result<(), StoreError> {
+    async fn put_artifact_bundle(&self, _key: &str, _bundle: Bytes) -> Result<(), StoreError> {
         Ok(())
     }
 }

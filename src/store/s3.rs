@@ -298,11 +298,7 @@ impl FunctionStore for S3Store {
         true
     }
 
-    async fn put_artifact_bundle(
-        &self,
-        key: &str,
-        bundle: Bytes,
-    ) -> Result<(), StoreError> {
+    async fn put_artifact_bundle(&self, key: &str, bundle: Bytes) -> Result<(), StoreError> {
         let object = self.artifact_key(key);
         self.client
             .put_object()

@@ -1,5 +1,5 @@
-//! Shapes the answer for the event it came from: an HTTP response in the API Gateway, Function
-//! URL or ALB shape, or a batch's `batchItemFailures`.
+//! The HTTP answer in the shape of the event it came from: API Gateway REST or HTTP API,
+//! Function URL, ALB or VPC Lattice.
 
 use std::collections::BTreeMap;
 
@@ -11,14 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use aws_lambda_events::sqs::SqsBatchResponse;
-use aws_lambda_events::streams::{
-    DynamoDbBatchItemFailure, DynamoDbEventResponse, KinesisEventResponse,
-};
-
-use crate::deliver::Outcome;
+use super::HttpShape;
 use crate::error::Error;
-use crate::event::{Batch, HttpShape, Record, Reply};
 
 /// An HTTP answer before it is shaped for API Gateway or ALB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +237,30 @@ impl HttpResponse {
                 response.is_base64_encoded = self.is_base64_encoded;
                 serde_json::to_value(response)
             }
+            HttpShape::Lattice => {
+                let headers: serde_json::Map<String, Value> = self
+                    .headers
+                    .iter()
+                    .filter_map(|(name, values)| {
+                        let values: Vec<&String> =
+                            values.iter().filter(|v| header_value_is_safe(v)).collect();
+                        let joined = values
+                            .iter()
+                            .map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        (HeaderName::from_bytes(name.as_bytes()).is_ok() && !values.is_empty())
+                            .then(|| (name.clone(), Value::String(joined)))
+                    })
+                    .collect();
+                Ok(json!({
+                    "statusCode": status_code,
+                    "statusDescription": status_description(self.status),
+                    "headers": headers,
+                    "body": self.body,
+                    "isBase64Encoded": self.is_base64_encoded,
+                }))
+            }
         };
         result.unwrap_or_else(|error| {
             json!({"statusCode": 500, "body": format!("response could not be encoded: {error}")})
@@ -287,61 +305,6 @@ fn status_description(status: u16) -> String {
         .and_then(|code| code.canonical_reason())
         .unwrap_or("");
     format!("{status} {reason}").trim_end().to_string()
-}
-
-/// The answer for a delivered batch: `{"batchItemFailures": [...]}` naming every record that
-/// was not delivered, or, for asynchronous sources, `null` when all were and an error (so Lambda
-/// retries the event) when any was not. A failed record that cannot be named fails the whole
-/// invocation, so it is retried rather than lost.
-pub fn batch_reply(batch: &Batch, outcomes: &[Outcome]) -> Result<Value, Error> {
-    let failed: Vec<(&Record, &Outcome)> = batch
-        .records
-        .iter()
-        .zip(outcomes)
-        .filter(|(_, outcome)| !outcome.delivered())
-        .collect();
-    let all_named = failed.iter().all(|(record, _)| record.id.is_some());
-    if batch.reply == Reply::FailInvocation || !all_named {
-        let Some((record, outcome)) = failed.first() else {
-            return Ok(Value::Null);
-        };
-        let (error_type, cause) = match outcome {
-            Outcome::Failed(error) => (error.error_type(), error.to_string()),
-            Outcome::NotRun(reason) => ("FunctionTimeout", format!("not run: {reason}")),
-            Outcome::Delivered => unreachable!("delivered records are filtered out"),
-        };
-        return Err(Error::RecordsFailed {
-            failed: failed.len(),
-            total: batch.records.len(),
-            first: format!("{}: {cause}", record.describe()),
-            error_type,
-        });
-    }
-    let ids = failed.iter().filter_map(|(record, _)| record.id.clone());
-    let reply = match batch.reply {
-        Reply::SqsItemFailures => {
-            let mut response = SqsBatchResponse::default();
-            response.set_failures(ids);
-            serde_json::to_value(response)
-        }
-        Reply::KinesisItemFailures => {
-            let mut response = KinesisEventResponse::default();
-            response.set_failures(ids);
-            serde_json::to_value(response)
-        }
-        Reply::DynamoDbItemFailures | Reply::FailInvocation => {
-            let mut response = DynamoDbEventResponse::default();
-            response.batch_item_failures = ids
-                .map(|id| {
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = Some(id);
-                    failure
-                })
-                .collect();
-            serde_json::to_value(response)
-        }
-    };
-    Ok(reply.expect("a batch response serializes"))
 }
 
 #[cfg(test)]

@@ -7,21 +7,22 @@
 //! starts from arbitrary input. `make test` runs 256 cases per target; for a long run:
 //!
 //! ```sh
-//! PROPTEST_CASES=200000 cargo test --release --test fuzz
+//! PROPTEST_CASES=200000 cargo test --release --lib fuzz_tests
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use crate::error::Error;
+use crate::manifest::Manifest;
+use crate::router::RouteTable;
+use crate::trigger::deliver::Outcome;
+use crate::trigger::http::route_pattern;
+use crate::trigger::request::Called;
+use crate::trigger::{Event, HttpResponse, InvocationContext, Request};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use wasm_lambda::deliver::Outcome;
-use wasm_lambda::error::Error;
-use wasm_lambda::event::{Event, InvocationContext};
-use wasm_lambda::manifest::{Manifest, route_pattern};
-use wasm_lambda::respond::{HttpResponse, batch_reply};
-use wasm_lambda::router::RouteTable;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -74,6 +75,49 @@ const KEYS: &[&str] = &[
     "N",
     "M",
     "L",
+    "type",
+    "methodArn",
+    "routeArn",
+    "authorizationToken",
+    "connectionId",
+    "routeKey",
+    "eventType",
+    "triggerSource",
+    "userPoolId",
+    "response",
+    "RequestType",
+    "ResourceType",
+    "StackId",
+    "LogicalResourceId",
+    "ResponseURL",
+    "ServiceToken",
+    "info",
+    "fieldName",
+    "parentTypeName",
+    "arguments",
+    "messageVersion",
+    "agent",
+    "actionGroup",
+    "apiPath",
+    "records",
+    "topic",
+    "partition",
+    "offset",
+    "value",
+    "messages",
+    "rmqMessagesByQueue",
+    "events",
+    "operationType",
+    "ns",
+    "coll",
+    "invocationId",
+    "deliveryStreamArn",
+    "recordId",
+    "awslogs",
+    "ses",
+    "mail",
+    "receipt",
+    "raw_path",
 ];
 
 fn corpus(dir: &str, pick: impl Fn(&Path) -> Option<String>) -> Vec<String> {
@@ -85,15 +129,28 @@ fn corpus(dir: &str, pick: impl Fn(&Path) -> Option<String>) -> Vec<String> {
     seeds
 }
 
+/// The JSON files under `dir` and its subdirectories.
+fn json_files(dir: &Path, found: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            json_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            found.push(std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
 fn events() -> &'static [Value] {
     static EVENTS: OnceLock<Vec<Value>> = OnceLock::new();
     EVENTS.get_or_init(|| {
-        corpus("tests/fixtures/events", |path| {
-            (path.extension()? == "json").then(|| std::fs::read_to_string(path).unwrap())
-        })
-        .iter()
-        .map(|text| serde_json::from_str(text).unwrap())
-        .collect()
+        let mut texts = Vec::new();
+        json_files(&Path::new(ROOT).join("tests/fixtures/events"), &mut texts);
+        texts.sort();
+        texts
+            .iter()
+            .map(|text| serde_json::from_str(text).unwrap())
+            .collect()
     })
 }
 
@@ -221,20 +278,52 @@ fn exercise(event: &Value) {
             let _ = HttpResponse::from_output("f", &envelope)
                 .map(|response| response.shape(request.shape));
         }
-        Ok(Event::Records(batch)) => {
+        Ok(Event::Batch(batch)) => {
             let mut outcomes = Vec::new();
             for (index, record) in batch.records.iter().enumerate() {
                 let _ = record.input(&context);
                 let _ = routes().match_record(&record.source);
-                outcomes.push(if index % 2 == 0 {
-                    Outcome::Delivered
-                } else {
-                    Outcome::Failed(Error::InvalidRequest("fuzz".into()))
+                outcomes.push(match index % 3 {
+                    0 => Outcome::Delivered(br#"{"result": "Dropped", "data": {"a": 1}}"#.to_vec()),
+                    1 => Outcome::Delivered(b"plain".to_vec()),
+                    _ => Outcome::Failed(Error::InvalidRequest("fuzz".into())),
                 });
             }
-            let _ = batch_reply(&batch, &outcomes);
+            let _ = batch.answer(&outcomes);
+        }
+        Ok(Event::Request(request)) | Ok(Event::Unrecognized { request, .. }) => {
+            answer_every_way(&request, &context)
         }
     }
+}
+
+/// Routes `request` and answers it for outputs of every kind, and for a failure.
+fn answer_every_way(request: &Request, context: &InvocationContext) {
+    let _ = request.input(context);
+    let _ = routes().match_request(request);
+    let failure = Error::InvalidRequest("fuzz".into());
+    let outputs: [&[u8]; 6] = [
+        b"",
+        b"null",
+        b"plain",
+        br#"{"allow": true, "context": {"a": [1]}, "physical_id": "p", "data": {"x": 1}}"#,
+        br#"[1, {"errorMessage": "no"}]"#,
+        br#"{"body": 7, "status": 404, "disposition": "STOP_RULE"}"#,
+    ];
+    for output in outputs {
+        let _ = request.answer(Called {
+            function: "f",
+            request_id: "fuzz",
+            invoked_function_arn: "",
+            output: Ok(output),
+        });
+    }
+    let _ = request.answer(Called {
+        function: "f",
+        request_id: "fuzz",
+        invoked_function_arn: "",
+        output: Err(&failure),
+    });
 }
 
 /// A routing table with a hook of every kind.
@@ -255,6 +344,19 @@ hooks:
   - {type: stream, stream: clicks}
   - {type: schedule, rule: nightly}
   - {type: event, source: com.example.orders, detail_type: OrderPlaced}
+  - {type: websocket, route: $connect}
+  - {type: websocket, route: $default}
+  - {type: authorizer}
+  - {type: cognito, trigger: "PreSignUp_*"}
+  - {type: appsync, field: Query.getPost}
+  - {type: bedrock_agent, action_group: orders}
+  - {type: custom_resource, resource_type: Custom::Greeting}
+  - {type: ses, recipient: "*@example.com"}
+  - {type: kafka, topic: orders}
+  - {type: mq, queue: orders}
+  - {type: firehose, delivery_stream: clicks}
+  - {type: logs, log_group: /aws/lambda/orders}
+  - {type: raw, match: {/kind: "a*", /id: "*"}}
 "#,
             "fuzz",
             None,

@@ -3,9 +3,10 @@
 //!
 //! - A record succeeds when every function hooked to it succeeded; a record no function is
 //!   hooked to fails.
-//! - In an ordered batch (a FIFO queue, a stream shard) the first failure stops the batch: later
-//!   records are not run, since running them would apply them out of order, and are reported
-//!   failed so Lambda retries them.
+//! - In an ordered batch (a FIFO queue, a stream shard, a Kafka partition) a failure stops its
+//!   partition: the partition's later records are not run, since running them would apply them
+//!   out of order, and are reported failed so Lambda retries them. Records of other partitions
+//!   go on.
 //! - When the invocation deadline leaves no time, the records not yet started are not run and
 //!   are reported failed, rather than started and cut off by Lambda's own timeout.
 //!
@@ -19,7 +20,8 @@ use crate::error::Error;
 /// What happened to one record.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Delivered,
+    /// Delivered; the output of the first function hooked to it.
+    Delivered(Vec<u8>),
     Failed(Error),
     /// Not started, for the reason given.
     NotRun(String),
@@ -27,40 +29,49 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn delivered(&self) -> bool {
-        matches!(self, Outcome::Delivered)
+        matches!(self, Outcome::Delivered(_))
     }
 }
 
-/// Runs `count` records through `run` (given each record's index), one after another. In an
-/// `ordered` batch the first failure stops the batch; once `has_time` says the deadline leaves
+/// Runs the records whose partitions are `partitions` through `run` (given each record's
+/// index), one after another. In an `ordered` batch a failure stops the record's partition (a
+/// record without one is in the batch's one sequence); once `has_time` says the deadline leaves
 /// no time, the remaining records are not started.
 pub async fn deliver<F, Fut>(
-    count: usize,
+    partitions: &[Option<&str>],
     ordered: bool,
     has_time: impl Fn() -> bool,
     mut run: F,
 ) -> Vec<Outcome>
 where
     F: FnMut(usize) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
+    Fut: Future<Output = Result<Vec<u8>, Error>>,
 {
-    let mut outcomes = Vec::with_capacity(count);
-    let mut stopped: Option<String> = None;
-    for index in 0..count {
-        if stopped.is_none() && !has_time() {
-            stopped = Some("the invocation deadline left no time to run it".to_string());
+    let mut outcomes = Vec::with_capacity(partitions.len());
+    let mut out_of_time = false;
+    // Partitions stopped by a failure, and the record that failed.
+    let mut stopped: Vec<(Option<&str>, usize)> = Vec::new();
+    for (index, partition) in partitions.iter().enumerate() {
+        if !out_of_time && !has_time() {
+            out_of_time = true;
         }
-        if let Some(reason) = &stopped {
-            outcomes.push(Outcome::NotRun(reason.clone()));
+        if out_of_time {
+            outcomes.push(Outcome::NotRun(
+                "the invocation deadline left no time to run it".to_string(),
+            ));
+            continue;
+        }
+        if let Some((_, failed)) = stopped.iter().find(|(p, _)| p == partition) {
+            outcomes.push(Outcome::NotRun(format!(
+                "record {failed} before it failed, and this batch runs in order"
+            )));
             continue;
         }
         match run(index).await {
-            Ok(()) => outcomes.push(Outcome::Delivered),
+            Ok(output) => outcomes.push(Outcome::Delivered(output)),
             Err(error) => {
                 if ordered {
-                    stopped = Some(format!(
-                        "record {index} before it failed, and this batch runs in order"
-                    ));
+                    stopped.push((*partition, index));
                 }
                 outcomes.push(Outcome::Failed(error));
             }
@@ -86,15 +97,22 @@ mod tests {
     fn run(fails: &[bool], ordered: bool, time_for: usize) -> (Vec<Outcome>, Vec<usize>) {
         let ran = RefCell::new(Vec::new());
         let started = Cell::new(0);
+        let partitions = vec![None; fails.len()];
         let outcomes = futures::executor::block_on(deliver(
-            fails.len(),
+            &partitions,
             ordered,
             || started.get() < time_for,
             |index| {
                 started.set(started.get() + 1);
                 ran.borrow_mut().push(index);
                 let failed = fails[index];
-                async move { if failed { Err(failure(index)) } else { Ok(()) } }
+                async move {
+                    if failed {
+                        Err(failure(index))
+                    } else {
+                        Ok(Vec::new())
+                    }
+                }
             },
         ));
         (outcomes, ran.into_inner())
@@ -122,7 +140,7 @@ mod tests {
             for (index, outcome) in outcomes.iter().enumerate() {
                 let did_run = ran.contains(&index);
                 match outcome {
-                    Outcome::Delivered => prop_assert!(did_run && !fails[index]),
+                    Outcome::Delivered(_) => prop_assert!(did_run && !fails[index]),
                     Outcome::Failed(_) => prop_assert!(did_run && fails[index]),
                     Outcome::NotRun(_) => prop_assert!(!did_run),
                 }
@@ -146,5 +164,29 @@ mod tests {
         assert_eq!(ran, [0, 1]);
         assert!(matches!(&outcomes[2], Outcome::NotRun(why) if why.contains("record 1")));
         assert!(matches!(outcomes[3], Outcome::NotRun(_)));
+    }
+
+    #[test]
+    fn a_failure_stops_only_its_own_partition() {
+        let partitions = [Some("a"), Some("b"), Some("a"), Some("b")];
+        let ran = RefCell::new(Vec::new());
+        let outcomes = futures::executor::block_on(deliver(
+            &partitions,
+            true,
+            || true,
+            |index| {
+                ran.borrow_mut().push(index);
+                async move {
+                    if index == 0 {
+                        Err(failure(index))
+                    } else {
+                        Ok(Vec::new())
+                    }
+                }
+            },
+        ));
+        assert_eq!(ran.into_inner(), [0, 1, 3]);
+        assert!(matches!(&outcomes[2], Outcome::NotRun(why) if why.contains("record 0")));
+        assert!(outcomes[3].delivered());
     }
 }
