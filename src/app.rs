@@ -799,6 +799,17 @@ fn send_put(
         true => vec!["*".to_string()],
         false => AWS_HOSTS.iter().map(|h| h.to_string()).collect(),
     };
+    let host = url::Url::parse(url)
+        .map_err(|error| format!("`{url}` is not a URL: {error}"))?
+        .host_str()
+        .unwrap_or_default()
+        .to_string();
+    if !crate::egress::host_allowed(&hosts, host.trim_start_matches('[').trim_end_matches(']')) {
+        return Err(format!(
+            "`{host}` is not an AWS endpoint ({})",
+            AWS_HOSTS.join(", ")
+        ));
+    }
     let request = crate::egress::Request {
         method: "PUT".to_string(),
         url: url.to_string(),

@@ -54,6 +54,11 @@ fn request_store() -> Store {
     );
     store.add_built("any-authorizer", "echo", "hooks:\n  - {type: authorizer}\n");
     store.add_wat(
+        "stringly",
+        &constant_plugin(r#"{"allow": "true", "principal": "ada"}"#),
+        "hooks:\n  - {type: authorizer, api: strapi}\n",
+    );
+    store.add_wat(
         "signup",
         &constant_plugin(r#"{"autoConfirmUser": true}"#),
         "hooks:\n  - {type: cognito, trigger: \"PreSignUp_*\"}\n",
@@ -173,6 +178,15 @@ fn authorizers_answer_an_iam_policy_or_the_simple_form() {
 
     // The WebSocket API has only the catch-all authorizer, which answers no `allow`: an error,
     // never an allow.
+    // Only a boolean allows: "true" as text does not.
+    let mut stringly = trigger("authorizer-rest-token.json");
+    stringly["methodArn"] = json!("arn:aws:execute-api:us-east-1:123456789012:strapi/prod/GET/x");
+    assert_error(
+        &lambda.invoke(&stringly),
+        "FunctionError",
+        "must return `allow`",
+    );
+
     let websocket = lambda.invoke(&trigger("authorizer-websocket.json"));
     assert_error(&websocket, "FunctionError", "must return `allow`");
 }
@@ -390,14 +404,20 @@ fn custom_resources_always_get_their_put() {
     let deployed = Lambda::start(store.path(), &[]);
     let answer = deployed.invoke(&sent("custom-resource-create.json", "Custom::Greeting"));
     assert_error(&answer, "FunctionError", "is not an https URL");
-    let mut internal = sent("custom-resource-create.json", "Custom::Greeting");
-    internal["ResponseURL"] = json!("https://169.254.169.254/latest/meta-data/");
-    let answer = deployed.invoke(&internal);
-    assert_error(
-        &answer,
-        "FunctionError",
-        "could not be sent to its response URL",
-    );
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    for elsewhere in [
+        "https://169.254.169.254/latest/meta-data/".to_string(),
+        format!("https://127.0.0.1:{port}/response"),
+        format!("https://s3.amazonaws.com@127.0.0.1:{port}/response"),
+        format!("https://[::1]:{port}/response"),
+        "https://s3.amazonaws.com.example.org/response".to_string(),
+        "https://amazonaws.com/response".to_string(),
+    ] {
+        let mut internal = sent("custom-resource-create.json", "Custom::Greeting");
+        internal["ResponseURL"] = json!(elsewhere);
+        let answer = deployed.invoke(&internal);
+        assert_error(&answer, "FunctionError", "is not an AWS endpoint");
+    }
     assert_eq!(received.lock().unwrap().len(), 4, "nothing reached the URL");
 }
 
