@@ -121,6 +121,9 @@ pub struct Adapter {
     capabilities: Arc<Capabilities>,
     /// What a custom resource's outcome PUT may reach (the response URL comes in the event).
     egress: EgressPolicy,
+    /// Whether init listed the store (it does when `PREWARM` names functions to compile then);
+    /// otherwise [`Adapter::load_catalog`] lists it beside the first invocations.
+    loaded_at_init: bool,
 }
 
 impl Adapter {
@@ -225,25 +228,44 @@ impl Adapter {
             after_response,
             capabilities,
             egress,
+            loaded_at_init: config.prewarm != Prewarm::None,
         };
-        let loaded = adapter.catalog.snapshot(INIT_LOAD_WAIT).await;
-        let _ = kernel.await;
-        match loaded {
+        // The listing need not hold up init: the first invocation that routes waits for it, a
+        // direct invocation reads its function's manifest itself. Only compiling functions at
+        // init (`PREWARM`) needs it now.
+        if adapter.loaded_at_init {
+            let loaded = adapter.load_catalog().await;
+            let _ = kernel.await;
+            if let Some(snapshot) = loaded {
+                adapter.prewarm(&config.prewarm, &snapshot).await;
+            }
+        }
+        Ok(adapter)
+    }
+
+    /// Whether init already listed the store.
+    pub fn loaded_at_init(&self) -> bool {
+        self.loaded_at_init
+    }
+
+    /// Lists the store into the catalog (bounded by init's wait), and says how it went.
+    pub async fn load_catalog(&self) -> Option<Arc<Snapshot>> {
+        match self.catalog.snapshot(INIT_LOAD_WAIT).await {
             Ok(snapshot) => {
                 info!(
-                    store = %adapter.catalog.store().describe(),
+                    store = %self.catalog.store().describe(),
                     functions = snapshot.functions.len(),
                     invalid = snapshot.invalid.len(),
                     routes = snapshot.routes.http_routes().count(),
                     "catalog loaded"
                 );
-                adapter.prewarm(&config.prewarm, &snapshot).await;
+                Some(snapshot)
             }
             Err(error) => {
-                warn!(%error, "function store unavailable at init; retrying on each invocation")
+                warn!(%error, "function store unavailable at init; retrying on each invocation");
+                None
             }
         }
-        Ok(adapter)
     }
 
     async fn prewarm(&self, prewarm: &Prewarm, snapshot: &Snapshot) {

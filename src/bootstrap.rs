@@ -59,6 +59,14 @@ async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     // Store, catalog, routes and plugin cache: built once, shared by every invocation.
     let adapter = Arc::new(Adapter::init(config).await?);
     adapter.serve_invocations();
+    // The store's listing goes on beside the first invocations (the runtime's thread is idle
+    // while it waits for one); init is over without it.
+    if !adapter.loaded_at_init() {
+        let adapter = Arc::clone(&adapter);
+        tokio::spawn(async move {
+            adapter.load_catalog().await;
+        });
+    }
 
     let handler = {
         let adapter = Arc::clone(&adapter);
