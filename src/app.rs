@@ -239,6 +239,10 @@ impl Adapter {
             if let Some(snapshot) = loaded {
                 adapter.prewarm(&config.prewarm, &snapshot).await;
             }
+        } else {
+            // The kernel every plugin embeds is in the compile cache before the first call, so
+            // a first call that loads compiled artifacts compiles nothing.
+            let _ = kernel.await;
         }
         Ok(adapter)
     }
