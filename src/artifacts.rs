@@ -30,6 +30,7 @@
 //! template's bucket policy refuses everyone else, as these entries are native code.
 
 use std::collections::BTreeMap;
+use std::env::consts::ARCH;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
@@ -58,12 +59,189 @@ impl ArtifactKey {
     /// without fuel metering (the one setting a manifest changes).
     pub fn new(digest: &str, fuel: bool) -> ArtifactKey {
         static ENGINES: OnceLock<[String; 2]> = OnceLock::new();
-        let engines = ENGINES.get_or_init(|| [engine_hash(false), engine_hash(true)]);
+        let engines = ENGINES.get_or_init(|| {
+            [false, true].map(|fuel| engine_hash(&plugin_engine_config(fuel), ARCH))
+        });
         ArtifactKey {
             engine: engines[usize::from(fuel)].clone(),
             module: digest.to_string(),
         }
     }
+}
+
+/// The target triple of Lambda's arm64 environments.
+pub const GRAVITON_TRIPLE: &str = "aarch64-unknown-linux-gnu";
+
+/// The CPU features every Graviton Lambda runs on has (Graviton2, an Arm Neoverse N1, and
+/// every later one), as Cranelift names them. Pointer authentication and the 8-bit matrix
+/// instructions came with Graviton3, so they are left out.
+const GRAVITON_FEATURES: [&str; 3] = ["has_lse", "has_fp16", "has_dotprod"];
+
+/// Compiles for Lambda's arm64 with exactly [`GRAVITON_FEATURES`], rather than what the machine
+/// reports: every Graviton then compiles the same code, under the same key, as
+/// `wasm-lambda publish` does for it on any machine.
+fn for_graviton(config: &mut wasmtime::Config) {
+    if let Err(error) = config.target(GRAVITON_TRIPLE) {
+        // Never expected: the triple is a constant.
+        warn!(%error, "arm64 target not set");
+        return;
+    }
+    for flag in GRAVITON_FEATURES {
+        // SAFETY: the code compiled runs only where these features are: on an arm64 host that
+        // has them (checked by the caller and again by wasmtime when the engine is made), or,
+        // compiled elsewhere, where wasmtime's load checks each feature against the CPU.
+        unsafe {
+            config.cranelift_flag_enable(flag);
+        }
+    }
+}
+
+/// Whether this machine is an arm64 Linux one with every [`GRAVITON_FEATURES`].
+fn graviton_host() -> bool {
+    #[cfg(all(target_arch = "aarch64", target_os = "linux", target_env = "gnu"))]
+    {
+        std::arch::is_aarch64_feature_detected!("lse")
+            && std::arch::is_aarch64_feature_detected!("fp16")
+            && std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(not(all(target_arch = "aarch64", target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// An engine `wasm-lambda publish --target` compiles modules for, ahead of any environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CompileTarget {
+    /// Lambda's arm64 (`aarch64-unknown-linux-gnu`), with every Graviton's CPU features.
+    Graviton,
+    /// The machine publishing, as the bootstrap's engine compiles on it: local runs, tests, x86
+    /// deployments.
+    Host,
+}
+
+impl CompileTarget {
+    /// What `publish` compiles for when no `--target` is given: the template's architecture.
+    pub const DEFAULT: &[CompileTarget] = &[CompileTarget::Graviton];
+
+    /// The settings of a plugin's engine on this target.
+    fn config(self, fuel: bool) -> wasmtime::Config {
+        let mut config = plugin_engine_config(fuel);
+        if self == CompileTarget::Graviton {
+            for_graviton(&mut config);
+        }
+        config
+    }
+
+    fn arch(self) -> &'static str {
+        match self {
+            CompileTarget::Graviton => "aarch64",
+            CompileTarget::Host => ARCH,
+        }
+    }
+
+    /// The key the artifacts of module `digest` are kept under for this target.
+    pub fn key(self, digest: &str, fuel: bool) -> ArtifactKey {
+        match self {
+            CompileTarget::Host => ArtifactKey::new(digest, fuel),
+            CompileTarget::Graviton => ArtifactKey {
+                engine: engine_hash(&self.config(fuel), self.arch()),
+                module: digest.to_string(),
+            },
+        }
+    }
+
+    /// Compiles `module` for this target, with or without fuel metering, into the bundle the
+    /// store keeps under [`CompileTarget::key`]: the compile cache entry the target's bootstrap
+    /// looks for, as wasmtime's cache would have written it there, and the module.
+    pub fn bundle(self, module: &[u8], fuel: bool) -> Result<Bytes, String> {
+        let wasm = wat::parse_bytes(module).map_err(|error| error.to_string())?;
+        let engine =
+            wasmtime::Engine::new(&self.config(fuel)).map_err(|error| format!("{error:#}"))?;
+        let compiled = engine
+            .precompile_module(&wasm)
+            .map_err(|error| format!("{error:#}"))?;
+        let entry = cache_entry(&compiled)?;
+        let path = format!("modules/{}/{}", compiler_dir()?, entry_name(&engine, &wasm));
+        Ok(bundle(&[
+            (path, entry),
+            (MODULE_ENTRY.to_string(), module.to_vec()),
+        ]))
+    }
+}
+
+impl std::str::FromStr for CompileTarget {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<CompileTarget, String> {
+        match text {
+            GRAVITON_TRIPLE | "arm64" => Ok(CompileTarget::Graviton),
+            "host" => Ok(CompileTarget::Host),
+            other => Err(format!(
+                "unknown target `{other}`: expected `{GRAVITON_TRIPLE}` (Lambda's arm64, every \
+                 Graviton; also `arm64`) or `host` (this machine, as the bootstrap compiles here)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CompileTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CompileTarget::Graviton => GRAVITON_TRIPLE,
+            CompileTarget::Host => "host",
+        })
+    }
+}
+
+/// The name wasmtime's cache gives the entry of `wasm` compiled by `engine`: the SHA-256 of what
+/// wasmtime hashes for it (the engine's compile settings, the module, no DWARF package, no
+/// intrinsics), in URL-safe base64. The unit tests hold it to wasmtime's own.
+fn entry_name(engine: &wasmtime::Engine, wasm: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut hasher = Sha256Hasher(Sha256::new());
+    (
+        engine.precompile_compatibility_hash(),
+        wasm,
+        None::<&[u8]>,
+        None::<&str>,
+    )
+        .hash(&mut hasher);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.0.finalize())
+}
+
+/// A cache entry's contents: the compiled object, compressed as wasmtime's cache does.
+fn cache_entry(compiled: &[u8]) -> Result<Vec<u8>, String> {
+    zstd::encode_all(compiled, 3).map_err(|error| format!("compressing the artifact: {error}"))
+}
+
+/// The directory wasmtime's cache keeps this wasmtime version's entries in (`wasmtime-<version>`
+/// under `modules/`), found once by compiling an empty module into a cache of our own.
+fn compiler_dir() -> Result<String, String> {
+    static DIR: OnceLock<Result<String, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wasm-lambda-cache-{}", std::process::id()));
+        let found = (|| {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(&dir);
+            let mut config = wasmtime::Config::new();
+            config.cache(Some(
+                wasmtime::Cache::new(cache).map_err(|error| error.to_string())?,
+            ));
+            let engine = wasmtime::Engine::new(&config).map_err(|error| error.to_string())?;
+            wasmtime::Module::new(&engine, b"\0asm\x01\0\0\0").map_err(|e| e.to_string())?;
+            let mut dirs = std::fs::read_dir(dir.join("modules")).map_err(|e| e.to_string())?;
+            let found = dirs.next().ok_or("wasmtime's cache wrote nothing")?;
+            Ok(found
+                .map_err(|e| e.to_string())?
+                .file_name()
+                .to_string_lossy()
+                .into_owned())
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        found.map_err(|error: String| format!("wasmtime's compile cache: {error}"))
+    })
+    .clone()
 }
 
 impl fmt::Display for ArtifactKey {
@@ -86,7 +264,39 @@ pub fn wasmtime_config() -> wasmtime::Config {
         .memory_init_cow(false)
         .table_lazy_init(false)
         .wasm_backtrace_max_frames(None);
+    if graviton_host() {
+        for_graviton(&mut config);
+    }
     config
+}
+
+/// Instances of an `instance: fresh` function, one per call, come from a pool of its own engine
+/// (wasmtime's pooling allocator) rather than each mapping and unmapping its memories: slots for
+/// two instances (the one serving is dropped before the next is made; each is Extism's kernel and
+/// the module, each with its memory and tables), reset between uses, never shared with another
+/// function. A reset slot holds nothing of the instance before it: the pages are zeroed (the
+/// first `KEEP_RESIDENT` bytes by writing them, the rest by handing them back to the system).
+/// The pool changes how memory is found, not the code: artifacts are the same.
+pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
+    /// Bytes of each memory zeroed in place rather than decommitted: a new instance then finds
+    /// its hottest pages mapped.
+    const KEEP_RESIDENT: usize = 64 << 10;
+    const SLOTS: u32 = 4;
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(SLOTS)
+        .total_memories(SLOTS)
+        .total_tables(SLOTS)
+        .total_gc_heaps(SLOTS / 2)
+        .total_stacks(1)
+        .total_component_instances(1)
+        .max_memories_per_module(2)
+        .max_tables_per_module(4)
+        .table_elements(100_000)
+        .max_memory_size(memory_limit.min(4 << 30) as usize)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .max_unused_warm_slots(SLOTS);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
 }
 
 /// The settings of the engine Extism 1.30 builds in `CompiledPlugin::new` from
@@ -103,15 +313,15 @@ pub fn plugin_engine_config(fuel: bool) -> wasmtime::Config {
 }
 
 /// wasmtime's own compatibility hash (version, target, CPU features, compiler and engine
-/// settings) of [`plugin_engine_config`], as 16 hex digits.
-fn engine_hash(fuel: bool) -> String {
+/// settings) of an engine made with `config`, for architecture `arch`, as 16 hex digits.
+fn engine_hash(config: &wasmtime::Config, arch: &str) -> String {
     let mut hasher = Sha256Hasher(Sha256::new());
-    match wasmtime::Engine::new(&plugin_engine_config(fuel)) {
+    match wasmtime::Engine::new(config) {
         Ok(engine) => engine.precompile_compatibility_hash().hash(&mut hasher),
         // Never expected; the key then still separates what it can.
         Err(error) => error.to_string().hash(&mut hasher),
     }
-    std::env::consts::ARCH.hash(&mut hasher);
+    arch.hash(&mut hasher);
     hex::encode(&hasher.0.finalize()[..8])
 }
 
@@ -579,6 +789,129 @@ mod tests {
         // Fuel metering compiles other code.
         assert_ne!(plain.engine, ArtifactKey::new("ab12", true).engine);
         assert_ne!(plain, ArtifactKey::new("cd34", false));
+    }
+
+    /// A module with a function, a memory and data: real code to compile.
+    const MODULE: &str = r#"(module (memory (export "memory") 1) (data (i32.const 0) "hi")
+        (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
+
+    /// The entry (relative path, compressed contents) of a bundle.
+    fn entry_of(bundle: &[u8]) -> (String, Vec<u8>) {
+        let entries = unbundle(bundle).unwrap();
+        assert_eq!(entries.len(), 2, "an entry and the module");
+        assert_eq!(entries[1].0, MODULE_ENTRY);
+        (entries[0].0.clone(), entries[0].1.to_vec())
+    }
+
+    #[test]
+    fn a_bundle_for_the_host_holds_the_entry_wasmtime_itself_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir.path());
+        for fuel in [false, true] {
+            let mut config = plugin_engine_config(fuel);
+            config.cache(Some(wasmtime::Cache::new(cache.clone()).unwrap()));
+            let engine = wasmtime::Engine::new(&config).unwrap();
+            let before = Artifacts::new(dir.path(), &dir.path().join("local")).listing();
+            wasmtime::Module::new(&engine, MODULE).unwrap();
+            let written =
+                Artifacts::new(dir.path(), &dir.path().join("local")).changed_since(&before);
+            assert_eq!(written.len(), 1, "{written:?}");
+
+            let bundle = CompileTarget::Host.bundle(MODULE.as_bytes(), fuel).unwrap();
+            let (path, entry) = entry_of(&bundle);
+            assert_eq!(path, written[0], "the name wasmtime's cache looks up");
+            let ours = zstd::decode_all(&entry[..]).unwrap();
+            let theirs = zstd::decode_all(&std::fs::read(dir.path().join(&path)).unwrap()[..]);
+            assert_eq!(
+                ours,
+                theirs.unwrap(),
+                "the compiled object wasmtime's cache holds"
+            );
+            assert_eq!(
+                CompileTarget::Host.key("ab12", fuel),
+                ArtifactKey::new("ab12", fuel)
+            );
+        }
+    }
+
+    #[test]
+    fn an_arm64_bundle_is_keyed_apart_and_refused_by_another_engine() {
+        let arm = CompileTarget::Graviton
+            .bundle(MODULE.as_bytes(), false)
+            .unwrap();
+        let (path, entry) = entry_of(&arm);
+        let object = zstd::decode_all(&entry[..]).unwrap();
+        assert_eq!(&object[..4], b"\x7fELF");
+        assert_eq!(
+            u16::from_le_bytes([object[18], object[19]]),
+            183,
+            "EM_AARCH64"
+        );
+        // Every Graviton feature, and no feature a Graviton2 lacks, is what it was compiled for.
+        let arm_key = CompileTarget::Graviton.key("ab12", false);
+        assert_eq!(arm_key, CompileTarget::Graviton.key("ab12", false));
+        assert_ne!(arm_key, CompileTarget::Graviton.key("ab12", true));
+        if !graviton_host() {
+            assert_ne!(arm_key, ArtifactKey::new("ab12", false));
+            let (host_path, _) = entry_of(
+                &CompileTarget::Host
+                    .bundle(MODULE.as_bytes(), false)
+                    .unwrap(),
+            );
+            assert_ne!(path, host_path, "another cache entry");
+            let engine = wasmtime::Engine::new(&plugin_engine_config(false)).unwrap();
+            // SAFETY: wasmtime checks the object's target before using any of it.
+            let refused = unsafe { wasmtime::Module::deserialize(&engine, &object) };
+            let error = format!("{:#}", refused.expect_err("refused"));
+            assert!(error.contains("aarch64"), "{error}");
+        }
+    }
+
+    #[test]
+    fn pooled_instances_run_the_same_compiled_code() {
+        for fuel in [false, true] {
+            let plain = wasmtime::Engine::new(&plugin_engine_config(fuel)).unwrap();
+            let mut config = plugin_engine_config(fuel);
+            pool_instances(&mut config, 64 << 20);
+            let pooled = wasmtime::Engine::new(&config).unwrap();
+            let wasm = wat::parse_str(MODULE).unwrap();
+            assert_eq!(entry_name(&plain, &wasm), entry_name(&pooled, &wasm));
+            // And it runs: a pooled instance, twice in its slot.
+            let module = wasmtime::Module::new(&pooled, &wasm).unwrap();
+            for _ in 0..2 {
+                let mut store = wasmtime::Store::new(&pooled, ());
+                if fuel {
+                    store.set_fuel(1_000_000).unwrap();
+                }
+                store.set_epoch_deadline(1);
+                let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+                let add = instance
+                    .get_typed_func::<(i32, i32), i32>(&mut store, "add")
+                    .unwrap();
+                assert_eq!(add.call(&mut store, (2, 3)).unwrap(), 5);
+            }
+        }
+    }
+
+    #[test]
+    fn compile_targets_are_named_as_publish_takes_them() {
+        for (text, target) in [
+            ("aarch64-unknown-linux-gnu", CompileTarget::Graviton),
+            ("arm64", CompileTarget::Graviton),
+            ("host", CompileTarget::Host),
+        ] {
+            assert_eq!(text.parse::<CompileTarget>(), Ok(target));
+        }
+        assert_eq!(CompileTarget::Graviton.to_string(), GRAVITON_TRIPLE);
+        let error = "x86_64-unknown-linux-gnu"
+            .parse::<CompileTarget>()
+            .unwrap_err();
+        assert!(
+            error.contains("unknown target `x86_64-unknown-linux-gnu`"),
+            "{error}"
+        );
+        assert!(error.contains("`host`"), "{error}");
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl PluginCache {
 /// Returns the heap memory freed by evicted functions to the system. glibc keeps what is freed
 /// in its per-thread arenas, where a process that compiled a hundred functions would hold on to
 /// their memory long after the cache let them go.
-fn release_freed_memory() {
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the system;
     // it takes the allocator's locks and touches no memory in use.

@@ -259,13 +259,23 @@ impl Target {
     /// Rewrites the module at `key` onto itself, so that its write time is now: a prune running
     /// meanwhile then keeps it. False when it is gone.
     pub async fn refresh_module(&self, client: &Client, key: &str) -> Result<bool, String> {
+        self.refresh(client, key, "application/wasm").await
+    }
+
+    /// Rewrites the object at `key` onto itself, with `content_type`. False when it is gone.
+    pub async fn refresh(
+        &self,
+        client: &Client,
+        key: &str,
+        content_type: &str,
+    ) -> Result<bool, String> {
         let copied = client
             .copy_object()
             .bucket(&self.bucket)
             .key(key)
             .copy_source(format!("{}/{key}", self.bucket))
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-            .content_type("application/wasm")
+            .content_type(content_type)
             .send()
             .await;
         match copied {

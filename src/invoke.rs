@@ -183,6 +183,35 @@ struct Engine {
     compiled: CompiledPlugin,
     host: CallHandle,
     ready: Option<Ready>,
+    /// Held while the engine has an instance pool.
+    _pool: Option<PoolSlot>,
+}
+
+/// At most this many engines have an instance pool at once: each reserves address space for its
+/// slots (about 24 GiB, none of it memory until used); an `instance: fresh` function beyond them
+/// maps its instances one by one, as a `reuse` one does.
+const MAX_POOLED_ENGINES: usize = 1024;
+
+static POOLED_ENGINES: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the `MAX_POOLED_ENGINES`.
+struct PoolSlot;
+
+impl PoolSlot {
+    fn take() -> Option<PoolSlot> {
+        POOLED_ENGINES
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_POOLED_ENGINES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| PoolSlot)
+    }
+}
+
+impl Drop for PoolSlot {
+    fn drop(&mut self) {
+        POOLED_ENGINES.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// An instance for the next call: already instantiated (made ahead, or kept warm), or only
@@ -231,7 +260,7 @@ impl CompiledFunction {
         options: CompileOptions,
     ) -> Result<CompiledFunction, Error> {
         let started = Instant::now();
-        let (compiled, host) = build(&manifest, &module, &options)?;
+        let (compiled, host, pool) = build(&manifest, &module, &options)?;
         let invalid = |reason: String| Error::ModuleInvalid {
             function: manifest.name.clone(),
             reason,
@@ -272,7 +301,7 @@ impl CompiledFunction {
                 )));
             }
         }
-        let weight = weigh(&compiled, &manifest).min(u32::MAX as u64) as u32;
+        let weight = weigh(&compiled, &manifest, module.len()).min(u32::MAX as u64) as u32;
         info!(
             function = %manifest.name,
             module_bytes = module.len(),
@@ -290,6 +319,7 @@ impl CompiledFunction {
                 compiled,
                 host,
                 ready,
+                _pool: pool,
             }]),
             preparing: AtomicUsize::new(0),
             returned: Notify::new(),
@@ -649,7 +679,7 @@ impl CompiledFunction {
             if let Some(compiling) = compiling {
                 compiling.finish();
             }
-            let (compiled, host) = built?;
+            let (compiled, host, pool) = built?;
             info!(
                 function = %this.name(),
                 replica_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -659,6 +689,7 @@ impl CompiledFunction {
                 compiled,
                 host,
                 ready: None,
+                _pool: pool,
             })
         })
         .await
@@ -701,38 +732,41 @@ pub fn warm_kernel(options: &CompileOptions) {
     }
 }
 
-/// What the process holds per compiled function beyond its code image: wasmtime's metadata
-/// (locations, trap and address maps, trampolines) and what compiling it left allocated.
-/// Measured: modules of 10,000 and 100,000 small functions grew the bootstrap by 56 and 547 MiB.
-const PER_FUNCTION_BYTES: u64 = 5_500;
+/// What the process holds per compiled function beyond its code image: wasmtime's metadata of
+/// each function (its type, locations, trampolines). Measured: a second copy of a module of
+/// 50,000 small functions, loaded from the compile cache, grew the bootstrap by about 256 bytes
+/// per function beyond its code image and bytes.
+const PER_FUNCTION_BYTES: u64 = 256;
 
-/// What a compiled function holds in memory: each module's compiled image (code and data) and
-/// per-function metadata, and its warm instance's initial memory and tables. Measured, not
-/// derived from the module's size: a small module of many functions holds far more than one
-/// of few large ones.
-fn weigh(compiled: &CompiledPlugin, manifest: &Manifest) -> u64 {
-    compiled
+/// What a compiled function's engine and warm instance hold whatever the module: the store,
+/// Extism's kernel instance, the linker, the pages a call touches in the two memories. Measured
+/// (`make bench`, `Memory` in BENCHMARKS.md): the process grows by this much per function
+/// beyond what the rest of the weight counts.
+const INSTANCE_BYTES: u64 = 256 << 10;
+
+/// What a compiled function holds in memory: each module's compiled image (code and data),
+/// per-function metadata and tables, the module's bytes (kept to build engine replicas), and
+/// its engine and warm instance. Measured against what the process really grows by per
+/// function loaded, not derived from the instance's initial memory, of which a call touches a
+/// few pages. What compiling allocated is not the function's: it is handed back once compiled.
+fn weigh(compiled: &CompiledPlugin, manifest: &Manifest, module_bytes: usize) -> u64 {
+    let modules: u64 = compiled
         .modules()
         .map(|module| {
             let image = module.image_range();
             let code = (image.end as u64).saturating_sub(image.start as u64);
             let functions = module.functions().len() as u64 * PER_FUNCTION_BYTES;
             let resources = module.resources_required();
-            let memory = resources
-                .max_initial_memory_size
-                .unwrap_or_default()
-                .saturating_mul(WASM_PAGE)
-                .saturating_mul(u64::from(resources.num_memories))
-                .min(manifest.memory_limit);
             let tables = resources
                 .max_initial_table_size
                 .unwrap_or_default()
                 .saturating_mul(u64::from(resources.num_tables))
                 .saturating_mul(8)
                 .min(manifest.memory_limit);
-            code + functions + memory + tables
+            code + functions + tables
         })
-        .sum()
+        .sum();
+    modules + module_bytes as u64 + INSTANCE_BYTES
 }
 
 /// The longest error message of a function's own that an answer and the log carry.
@@ -772,12 +806,14 @@ fn human_size(bytes: u64) -> String {
 }
 
 /// Compiles the module with the manifest's sandbox settings and our host functions (outbound
-/// HTTP, logging), bound to a new call state.
+/// HTTP, logging), bound to a new call state; an `instance: fresh` function's engine gets an
+/// instance pool (see [`artifacts::pool_instances`]) while fewer than `MAX_POOLED_ENGINES` have
+/// one.
 fn build(
     manifest: &Manifest,
     module: &Bytes,
     options: &CompileOptions,
-) -> Result<(CompiledPlugin, CallHandle), Error> {
+) -> Result<(CompiledPlugin, CallHandle, Option<PoolSlot>), Error> {
     let is_binary = module.starts_with(b"\0asm");
     let is_text = module.trim_ascii_start().starts_with(b"(");
     if !is_binary && !is_text {
@@ -807,8 +843,15 @@ fn build(
         &manifest.grants,
         Arc::clone(&options.capabilities),
     );
+    let mut config = artifacts::wasmtime_config();
+    let pool = (manifest.instance == InstanceMode::Fresh)
+        .then(PoolSlot::take)
+        .flatten();
+    if pool.is_some() {
+        artifacts::pool_instances(&mut config, manifest.memory_limit);
+    }
     let mut builder = PluginBuilder::new(plugin_manifest)
-        .with_wasmtime_config(artifacts::wasmtime_config())
+        .with_wasmtime_config(config)
         .with_wasi(manifest.wasi)
         .with_functions(host.functions());
     builder = match &options.cache_config {
@@ -825,7 +868,7 @@ fn build(
             one_line(&error.root_cause().to_string())
         ),
     })?;
-    Ok((compiled, host))
+    Ok((compiled, host, pool))
 }
 
 /// What a call ran to: the entrypoint's result (its output, or `Err(len)` when the output is

@@ -235,6 +235,11 @@ impl Loader {
                     "compiled code"
                 );
                 debug!(function = %manifest.name, ?changed, "compile cache entries written");
+                if !changed.is_empty() {
+                    // Compiling allocated far more than the function keeps (hundreds of MiB for
+                    // a module of many functions): handed back, as after an eviction.
+                    crate::cache::release_freed_memory();
+                }
                 // Compiled here, even after a download (whose entries then did not fit this
                 // engine): shared, so the next cold environment loads.
                 if !changed.is_empty() && self.store.keeps_artifacts() {

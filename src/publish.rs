@@ -6,6 +6,7 @@
 //! missing or half-written module, and a module once published never changes. Each manifest made
 //! current is also recorded as a version (see `history.rs`: versions, rollback, prune).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
@@ -14,10 +15,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::artifacts::CompileTarget;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::store::{
-    FunctionStore, IndexedManifest, ManifestIndex, S3Store, StoreError, function_dirs,
-    read_manifest,
+    ARTIFACTS_DIR, FunctionStore, IndexedManifest, ManifestIndex, S3Store, StoreError,
+    function_dirs, read_manifest,
 };
 
 /// Manifests read at once while writing the index.
@@ -46,6 +48,9 @@ pub struct Published {
     pub digest: String,
     /// False when the module was already in the bucket.
     pub uploaded: bool,
+    /// The engines its compiled artifacts are in the bucket for, each with whether they were
+    /// compiled now (false: already there).
+    pub compiled: Vec<(CompileTarget, bool)>,
 }
 
 /// Finds functions: each `DIR` is a function directory (it holds `manifest.yaml`) or a store
@@ -128,11 +133,13 @@ impl Target {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    /// Publishes one function: module first (unless present), then its manifest.
+    /// Publishes one function: module first (unless present), then its compiled artifacts for
+    /// each of `targets`, then its manifest.
     pub async fn publish(
         &self,
         client: &Client,
         function: &LocalFunction,
+        targets: &[CompileTarget],
     ) -> Result<Published, String> {
         let name = &function.manifest.name;
         let module_path = function.dir.join(&function.manifest.module);
@@ -165,11 +172,15 @@ impl Target {
                 .bucket(&self.bucket)
                 .key(&module_key)
                 .content_type("application/wasm")
-                .body(ByteStream::from(module))
+                .body(ByteStream::from(module.clone()))
                 .send()
                 .await
                 .map_err(|e| s3_error(&self.url(&module_key), e))?;
         }
+        let fuel = function.manifest.fuel.is_some();
+        let compiled = self
+            .publish_artifacts(client, &module_path, &module, &digest, fuel, targets)
+            .await?;
 
         let manifest = rewrite(&function.text, &digest)
             .map_err(|e| format!("{}: {e}", function.dir.join(MANIFEST_FILE).display()))?;
@@ -189,7 +200,60 @@ impl Target {
             name: name.clone(),
             digest,
             uploaded: !present,
+            compiled,
         })
+    }
+
+    /// Uploads the compiled artifacts of `module` for each of `targets` not in the bucket yet,
+    /// compiled here, so that a cold environment of that engine loads instead of compiling.
+    /// Artifacts already there are rewritten onto themselves (a prune meanwhile keeps them).
+    async fn publish_artifacts(
+        &self,
+        client: &Client,
+        path: &Path,
+        module: &[u8],
+        digest: &str,
+        fuel: bool,
+        targets: &[CompileTarget],
+    ) -> Result<Vec<(CompileTarget, bool)>, String> {
+        let mut engines = BTreeSet::new();
+        let mut compiled = Vec::new();
+        for &target in targets {
+            let key = target.key(digest, fuel);
+            // On a Graviton, `host` is the arm64 engine itself.
+            if !engines.insert(key.engine.clone()) {
+                continue;
+            }
+            let object = format!("{}{ARTIFACTS_DIR}/{key}", self.prefix);
+            if self
+                .refresh(client, &object, "application/octet-stream")
+                .await?
+            {
+                compiled.push((target, false));
+                continue;
+            }
+            let bytes = module.to_vec();
+            let bundle = tokio::task::spawn_blocking(move || target.bundle(&bytes, fuel))
+                .await
+                .map_err(|panic| {
+                    format!(
+                        "{}: compiling for {target} panicked: {panic}",
+                        path.display()
+                    )
+                })?
+                .map_err(|error| format!("{}: compiling for {target}: {error}", path.display()))?;
+            client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&object)
+                .content_type("application/octet-stream")
+                .body(ByteStream::from(bundle))
+                .send()
+                .await
+                .map_err(|e| s3_error(&self.url(&object), e))?;
+            compiled.push((target, true));
+        }
+        Ok(compiled)
     }
 
     /// Rewrites the manifest index (see [`crate::store::MANIFEST_INDEX`]) from what the store holds now:

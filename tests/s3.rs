@@ -610,6 +610,108 @@ fn compiled_artifacts_are_shared_through_the_store() {
 }
 
 #[test]
+fn published_artifacts_load_with_no_compile_and_an_arm64_one_is_refused_here() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = local_store("Hello");
+    let dir = store.path().to_str().unwrap();
+    let targets = [
+        "--target",
+        "host",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+        dir,
+    ];
+    let (ok, stdout, stderr) = s3.publish(BUCKET, &targets);
+    assert!(ok, "{stdout}{stderr}");
+    for line in [
+        "compiled for host",
+        "compiled for aarch64-unknown-linux-gnu",
+    ] {
+        assert_eq!(stdout.matches(line).count(), 2, "{line}: {stdout}");
+    }
+    let module = std::fs::read(common::built_function("echo")).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&module));
+    let host_key = format!(
+        "_compiled/{}",
+        wasm_lambda::artifacts::ArtifactKey::new(&digest, false)
+    );
+    // Keyed apart: one bundle per engine.
+    let bundles: Vec<String> = bucket_keys(&s3)
+        .into_iter()
+        .filter(|key| key.starts_with("_compiled/") && key.ends_with(&digest))
+        .collect();
+    assert_eq!(bundles.len(), 2, "{bundles:?}");
+    assert!(bundles.contains(&host_key), "{bundles:?}");
+    let arm_key = bundles
+        .iter()
+        .find(|key| **key != host_key)
+        .unwrap()
+        .clone();
+
+    // A cold environment loads what publish compiled: no compile, one request (the bundle
+    // carries the module), nothing shared back.
+    let environment =
+        |tmp: &tempfile::TempDir| lambda_on(&s3, &[("TMPDIR", tmp.path().to_str().unwrap())]);
+    let first = tempfile::tempdir().unwrap();
+    let lambda = environment(&first);
+    let before = s3.requests().len();
+    assert_eq!(lambda.call("echo", json!("a")), json!("a"));
+    assert_eq!(last_metrics(&lambda, "echo")["artifact"], "loaded");
+    assert_eq!(lambda.url("GET", "/hello/arm", None).2, "Hello, arm!\n");
+    assert_eq!(last_metrics(&lambda, "hello")["artifact"], "loaded");
+    let requests = s3.requests()[before..].to_vec();
+    assert_eq!(
+        count(&requests, &format!("GET /{BUCKET}/echo/")),
+        0,
+        "{requests:#?}"
+    );
+    assert!(!lambda.logs().contains("compiled artifacts shared"));
+    drop(lambda);
+
+    // Published again: artifacts already there are not compiled again.
+    let (ok, stdout, stderr) = s3.publish(BUCKET, &targets);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(
+        stdout.matches("host artifacts already present").count(),
+        2,
+        "{stdout}"
+    );
+
+    // The arm64 code in the host's place, under the very entry names this engine looks up: it
+    // is refused (wasmtime checks the target), compiled here, and answers.
+    let entries = |key: &str| -> Vec<(String, Vec<u8>)> {
+        let bundle = s3.get(BUCKET, key).expect(key);
+        wasm_lambda::artifacts::unbundle(&bundle)
+            .unwrap()
+            .into_iter()
+            .map(|(path, data)| (path, data.to_vec()))
+            .collect()
+    };
+    let (host, arm) = (entries(&host_key), entries(&arm_key));
+    assert_eq!(host.len(), 2, "one entry and the module");
+    assert_ne!(host[0].0, arm[0].0, "the arm64 entry is named apart");
+    assert_ne!(host[0].1, arm[0].1);
+    let swapped = vec![(host[0].0.clone(), arm[0].1.clone()), arm[1].clone()];
+    s3.put(BUCKET, &host_key, &wasm_lambda::artifacts::bundle(&swapped));
+    let second = tempfile::tempdir().unwrap();
+    let lambda = environment(&second);
+    assert_eq!(lambda.call("echo", json!("b")), json!("b"));
+    assert_eq!(last_metrics(&lambda, "echo")["artifact"], "compiled");
+    drop(lambda);
+
+    // A target it cannot compile for is named as such, and nothing is published.
+    let before = bucket_keys(&s3);
+    let (ok, _, stderr) = s3.publish(BUCKET, &["--target", "x86_64-unknown-linux-gnu", dir]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("unknown target `x86_64-unknown-linux-gnu`"),
+        "{stderr}"
+    );
+    assert_eq!(bucket_keys(&s3), before);
+}
+
+#[test]
 fn a_cold_start_reads_the_manifest_index_instead_of_each_manifest() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET);

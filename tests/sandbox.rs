@@ -1041,7 +1041,7 @@ fn compiling_counts_against_the_timeout_and_the_cache_weighs_what_it_holds() {
     let module = wat::parse_str(many_functions(50_000)).unwrap();
     store.add_module("wide", &module, "timeout: 100ms\n");
     store.add_module("wide-patient", &module, "timeout: 60s\n");
-    let lambda = Lambda::start(store.path(), &[("CACHE_MAX_BYTES", "64MiB")]);
+    let lambda = Lambda::start(store.path(), &[("CACHE_MAX_BYTES", "16MiB")]);
     healthy(&lambda);
 
     // The compile takes longer than the function's timeout: the call answers at its timeout.
@@ -1174,4 +1174,65 @@ fn a_functions_own_error_messages_and_log_lines_are_bounded_and_cannot_forge_lin
         lambda.logs()
     );
     healthy(&lambda);
+}
+
+/// Reads what an earlier instance of its module could have left (its memory grown, marks at
+/// three places: two in the first 64 KiB, one in a page it grows) and answers `"dirty"` if it
+/// finds any; else leaves them all and answers `"clean"`.
+fn snooper() -> String {
+    format!(
+        r#"(module {}
+  (data (i32.const 1024) "\"dirty\"")
+  (data (i32.const 1040) "\"clean\"")
+  (func (export "handle") (result i32)
+    (if (i32.or (i32.ne (memory.size) (i32.const 1))
+          (i32.or (i32.load (i32.const 4096)) (i32.load (i32.const 60000))))
+      (then (call $out (i32.const 1024) (i32.const 7)) (return (i32.const 0))))
+    (drop (memory.grow (i32.const 3)))
+    (if (i32.load (i32.const 200000))
+      (then (call $out (i32.const 1024) (i32.const 7)) (return (i32.const 0))))
+    (i32.store (i32.const 4096) (i32.const 0x5ec12e7))
+    (i32.store (i32.const 60000) (i32.const 0x5ec12e7))
+    (i32.store (i32.const 200000) (i32.const 0x5ec12e7))
+    (call $out (i32.const 1040) (i32.const 7))
+    (i32.const 0)))"#,
+        common::WAT_PRELUDE
+    )
+}
+
+#[test]
+fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory() {
+    let store = Store::new();
+    store.add_wat("fresh-a", &snooper(), "instance: fresh\n");
+    store.add_wat("fresh-b", &snooper(), "instance: fresh\n");
+    store.add_wat("warm", &snooper(), "instance: reuse\n");
+    for concurrency in ["1", "4"] {
+        let lambda = Lambda::start(store.path(), &[("AWS_LAMBDA_MAX_CONCURRENCY", concurrency)]);
+        // The control: an instance kept warm finds its own marks.
+        assert_eq!(lambda.call("warm", Value::Null), json!("clean"));
+        assert_eq!(lambda.call("warm", Value::Null), json!("dirty"));
+        // Each call of a fresh function runs on an instance made for it, in a slot of its
+        // engine's pool that earlier instances used: nothing of theirs is there.
+        for round in 0..6 {
+            for function in ["fresh-a", "fresh-b"] {
+                assert_eq!(
+                    lambda.call(function, Value::Null),
+                    json!("clean"),
+                    "{function}, call {round}, concurrency {concurrency}"
+                );
+            }
+        }
+        let lambda = &lambda;
+        std::thread::scope(|scope| {
+            let calls: Vec<_> = (0..8)
+                .map(|i| {
+                    let function = ["fresh-a", "fresh-b"][i % 2];
+                    scope.spawn(move || lambda.call(function, Value::Null))
+                })
+                .collect();
+            for call in calls {
+                assert_eq!(call.join().unwrap(), json!("clean"));
+            }
+        });
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
+use wasm_lambda::artifacts::CompileTarget;
 use wasm_lambda::cli::{self, Invocation};
 use wasm_lambda::parse_duration;
 use wasm_lambda::publish::Target;
@@ -113,6 +114,12 @@ enum Command {
         /// conflict is reported as a warning; the router keeps one of the two).
         #[arg(long)]
         allow_route_conflicts: bool,
+        /// Compile each module for this engine and upload its artifacts, so that a cold
+        /// environment loads them instead of compiling: `aarch64-unknown-linux-gnu` (Lambda's
+        /// arm64, every Graviton) or `host` (this machine: local runs, tests, x86 deployments).
+        /// Repeatable [default: aarch64-unknown-linux-gnu].
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<CompileTarget>,
         /// Function directories, or store roots holding them.
         #[arg(default_values = ["functions"])]
         dirs: Vec<PathBuf>,
@@ -235,10 +242,16 @@ async fn main() -> ExitCode {
             prune,
             keep,
             allow_route_conflicts,
+            targets,
             dirs,
         } => {
             let prune = prune.then_some(keep);
-            cli::publish::publish(store.target(), prune, allow_route_conflicts, dirs).await
+            let targets = match targets.is_empty() {
+                true => CompileTarget::DEFAULT.to_vec(),
+                false => targets,
+            };
+            cli::publish::publish(store.target(), prune, allow_route_conflicts, &targets, dirs)
+                .await
         }
         Command::Prune { store, keep } => cli::publish::prune(store.target(), keep).await,
         Command::Versions { name, store } => cli::publish::versions(store.target(), &name).await,

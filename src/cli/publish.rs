@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::artifacts::CompileTarget;
 use crate::catalog::Catalog;
 use crate::config::{DEFAULT_S3_REVALIDATE_AFTER, ENV_REVALIDATE_AFTER};
 use crate::invoke::{CompileOptions, CompiledFunction};
@@ -47,6 +48,7 @@ pub async fn publish(
     target: Target,
     prune: Option<Option<Duration>>,
     allow_route_conflicts: bool,
+    targets: &[CompileTarget],
     dirs: Vec<PathBuf>,
 ) -> ExitCode {
     let prune = match prune.map(keep_window).transpose() {
@@ -102,20 +104,28 @@ pub async fn publish(
         None
     };
     let mut results = futures::stream::iter(&functions)
-        .map(|function| target.publish(&client, function))
+        .map(|function| target.publish(&client, function, targets))
         .buffer_unordered(PARALLEL_UPLOADS);
     let mut failed = 0;
     while let Some(result) = results.next().await {
         let line = match &result {
             Ok(published) => format!(
-                "published {} ({}.wasm, module {})",
+                "published {} ({}.wasm, module {}{})",
                 published.name,
                 &published.digest[..12],
                 if published.uploaded {
                     "uploaded"
                 } else {
                     "already present"
-                }
+                },
+                published
+                    .compiled
+                    .iter()
+                    .map(|(target, now)| match now {
+                        true => format!(", compiled for {target}"),
+                        false => format!(", {target} artifacts already present"),
+                    })
+                    .collect::<String>()
             ),
             Err(error) => {
                 failed += 1;

@@ -154,15 +154,20 @@ pub(crate) fn load(
             mods.insert(MAIN_KEY.to_string(), m);
             Ok((Default::default(), mods))
         }
-        WasmInput::Manifest(m) => {
+        // wasm-lambda: once compiled, the manifest keeps its settings, not the modules' bytes,
+        // which every instance's state would otherwise hold a copy of.
+        WasmInput::Manifest(mut m) => {
             trace!("Loading from existing manifest");
             modules(engine, &m, &mut mods)?;
+            m.wasm.clear();
             Ok((m, mods))
         }
         WasmInput::ManifestRef(m) => {
             trace!("Loading from existing manifest");
             modules(engine, m, &mut mods)?;
-            Ok((m.clone(), mods))
+            let mut m = m.clone();
+            m.wasm.clear();
+            Ok((m, mods))
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct CompiledPlugin {
     pub(crate) modules: BTreeMap<String, Module>,
     pub(crate) options: PluginBuilderOptions,
     pub(crate) engine: wasmtime::Engine,
+    /// wasm-lambda: the host functions (Extism's, WASI's, the plugin's), defined once; each
+    /// instance's linker starts from a copy of it.
+    pub(crate) linker: std::sync::Arc<Linker<CurrentPlugin>>,
 }
 
 impl CompiledPlugin {
@@ -98,12 +101,15 @@ impl CompiledPlugin {
         } else if !modules.contains_key(MAIN_KEY) {
             anyhow::bail!("No main module provided");
         }
+        let linker = host_linker(&engine, &builder.options.functions, builder.options.wasi)?;
+        let linker = std::sync::Arc::new(linker);
 
         Ok(CompiledPlugin {
             manifest,
             modules,
             options: builder.options,
             engine,
+            linker,
         })
     }
 
@@ -178,6 +184,9 @@ pub struct Plugin {
 
     /// Keep a reference to the host functions
     _functions: Vec<Function>,
+
+    /// wasm-lambda: the compiled plugin's host functions, for a store made anew.
+    host_linker: std::sync::Arc<Linker<CurrentPlugin>>,
 
     /// Communication with the timer thread
     pub(crate) timer_tx: std::sync::mpsc::Sender<TimerAction>,
@@ -330,21 +339,15 @@ fn add_module<T: 'static>(
     Ok(())
 }
 
-#[allow(clippy::type_complexity)]
-fn relink(
+/// wasm-lambda: the linker of every store of a plugin, before its modules are instantiated in
+/// the store: the PDK functions, WASI's when enabled, then the plugin's own (which shadow the
+/// PDK's of the same name). None of it belongs to a store, so it is made once per compiled
+/// plugin, not once per instance.
+fn host_linker(
     engine: &Engine,
-    mut store: &mut Store<CurrentPlugin>,
     imports: &[Function],
-    modules: &BTreeMap<String, Module>,
     with_wasi: bool,
-) -> Result<
-    (
-        InstancePre<CurrentPlugin>,
-        Linker<CurrentPlugin>,
-        Rooted<ExternRef>,
-    ),
-    Error,
-> {
+) -> Result<Linker<CurrentPlugin>, Error> {
     let mut linker = Linker::new(engine);
     linker.allow_shadowing(true);
 
@@ -377,6 +380,39 @@ fn relink(
         log_trace(I64);
         get_log_level() -> I32;
     );
+
+    // If wasi is enabled then add it to the linker
+    if with_wasi {
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |x: &mut CurrentPlugin| {
+            &mut x.wasi.as_mut().unwrap().ctx
+        })?;
+    }
+
+    for f in imports {
+        let name = f.name();
+        let ns = f.namespace().unwrap_or(EXTISM_USER_MODULE);
+        let func = f.f.clone();
+        linker.func_new(ns, name, f.ty(engine).clone(), move |c, i, o| {
+            func(c, i, o).to_wasmtime_result()
+        })?;
+    }
+    Ok(linker)
+}
+
+#[allow(clippy::type_complexity)]
+fn relink(
+    base: &Linker<CurrentPlugin>,
+    mut store: &mut Store<CurrentPlugin>,
+    modules: &BTreeMap<String, Module>,
+) -> Result<
+    (
+        InstancePre<CurrentPlugin>,
+        Linker<CurrentPlugin>,
+        Rooted<ExternRef>,
+    ),
+    Error,
+> {
+    let mut linker = base.clone();
 
     for (name, module) in modules.iter() {
         if name == EXTISM_ENV_MODULE {
@@ -412,24 +448,6 @@ fn relink(
     let mut linked = BTreeSet::new();
     linker.module(&mut store, EXTISM_ENV_MODULE, &modules[EXTISM_ENV_MODULE])?;
     linked.insert(EXTISM_ENV_MODULE.to_string());
-
-    // If wasi is enabled then add it to the linker
-    if with_wasi {
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |x: &mut CurrentPlugin| {
-            &mut x.wasi.as_mut().unwrap().ctx
-        })?;
-    }
-
-    for f in imports {
-        let name = f.name();
-        let ns = f.namespace().unwrap_or(EXTISM_USER_MODULE);
-        unsafe {
-            let func: &'static function::FunctionInner = &*(f.f.as_ref() as *const _);
-            linker.func_new(ns, name, f.ty(engine).clone(), move |c, i, o| {
-                func(c, i, o).to_wasmtime_result()
-            })?;
-        }
-    }
 
     // wasm-lambda: the main module is linked (which instantiates it once more, running its start
     // function outside any deadline) only when another module imports it; its calls go through
@@ -497,13 +515,8 @@ impl Plugin {
         Self::apply_fuel_limit(&mut store, compiled.options.effective_initialization_fuel())?;
 
         let imports: Vec<Function> = compiled.options.functions.to_vec();
-        let (instance_pre, linker, host_context) = relink(
-            &compiled.engine,
-            &mut store,
-            &imports,
-            &compiled.modules,
-            compiled.options.wasi,
-        )?;
+        let (instance_pre, linker, host_context) =
+            relink(&compiled.linker, &mut store, &compiled.modules)?;
         let timer_tx = Timer::tx();
         let mut plugin = Plugin {
             modules: compiled.modules.clone(),
@@ -523,6 +536,7 @@ impl Plugin {
             store_needs_reset: false,
             debug_options: compiled.options.debug_options.clone(),
             _functions: imports,
+            host_linker: compiled.linker.clone(),
             error_msg: None,
             fuel: compiled.options.fuel,
             initialization_fuel: compiled.options.effective_initialization_fuel(),
@@ -548,7 +562,6 @@ impl Plugin {
         if self.store_needs_reset {
             let engine = self.store.engine().clone();
             let internal = self.current_plugin_mut();
-            let with_wasi = internal.wasi.is_some();
             self.store = Store::new(
                 &engine,
                 CurrentPlugin::new(
@@ -565,13 +578,8 @@ impl Plugin {
             // initialization budget before relinking can execute WebAssembly.
             Self::apply_fuel_limit(&mut self.store, self.initialization_fuel)?;
 
-            let (instance_pre, linker, host_context) = relink(
-                &engine,
-                &mut self.store,
-                &self._functions,
-                &self.modules,
-                with_wasi,
-            )?;
+            let (instance_pre, linker, host_context) =
+                relink(&self.host_linker, &mut self.store, &self.modules)?;
             self.linker = linker;
             self.instance_pre = instance_pre;
             self.host_context = host_context;
