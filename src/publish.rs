@@ -48,9 +48,20 @@ pub struct Published {
     pub digest: String,
     /// False when the module was already in the bucket.
     pub uploaded: bool,
-    /// The engines its compiled artifacts are in the bucket for, each with whether they were
-    /// compiled now (false: already there).
-    pub compiled: Vec<(CompileTarget, bool)>,
+    /// What became of its compiled artifacts, per engine.
+    pub compiled: Vec<(CompileTarget, Artifact)>,
+}
+
+/// The compiled artifacts of one module for one engine, as `publish` left them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    /// Compiled and uploaded now.
+    Compiled,
+    /// Already in the bucket.
+    Present,
+    /// The bucket refused them (a policy that lets only the bootstrap's role write compiled
+    /// code): environments compile the module, and share what they compile.
+    Refused,
 }
 
 /// Finds functions: each `DIR` is a function directory (it holds `manifest.yaml`) or a store
@@ -206,7 +217,9 @@ impl Target {
 
     /// Uploads the compiled artifacts of `module` for each of `targets` not in the bucket yet,
     /// compiled here, so that a cold environment of that engine loads instead of compiling.
-    /// Artifacts already there are rewritten onto themselves (a prune meanwhile keeps them).
+    /// Artifacts already there are rewritten onto themselves (a prune meanwhile keeps them). A
+    /// bucket that refuses them is not a failure: the module is published, and compiled where
+    /// it runs.
     async fn publish_artifacts(
         &self,
         client: &Client,
@@ -215,7 +228,7 @@ impl Target {
         digest: &str,
         fuel: bool,
         targets: &[CompileTarget],
-    ) -> Result<Vec<(CompileTarget, bool)>, String> {
+    ) -> Result<Vec<(CompileTarget, Artifact)>, String> {
         let mut engines = BTreeSet::new();
         let mut compiled = Vec::new();
         for &target in targets {
@@ -225,11 +238,25 @@ impl Target {
                 continue;
             }
             let object = format!("{}{ARTIFACTS_DIR}/{key}", self.prefix);
-            if self
-                .refresh(client, &object, "application/octet-stream")
-                .await?
+            let present = match client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&object)
+                .send()
+                .await
             {
-                compiled.push((target, false));
+                Ok(_) => true,
+                Err(error) if error.raw_response().map(|r| r.status().as_u16()) == Some(404) => {
+                    false
+                }
+                Err(error) => return Err(s3_error(&self.url(&object), error)),
+            };
+            if present {
+                // Best effort: a bucket that lets only the bootstrap write there keeps it anyway.
+                let _ = self
+                    .refresh(client, &object, "application/octet-stream")
+                    .await;
+                compiled.push((target, Artifact::Present));
                 continue;
             }
             let bytes = module.to_vec();
@@ -242,16 +269,21 @@ impl Target {
                     )
                 })?
                 .map_err(|error| format!("{}: compiling for {target}: {error}", path.display()))?;
-            client
+            let put = client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&object)
                 .content_type("application/octet-stream")
                 .body(ByteStream::from(bundle))
                 .send()
-                .await
-                .map_err(|e| s3_error(&self.url(&object), e))?;
-            compiled.push((target, true));
+                .await;
+            match put {
+                Ok(_) => compiled.push((target, Artifact::Compiled)),
+                Err(error) if error.raw_response().map(|r| r.status().as_u16()) == Some(403) => {
+                    compiled.push((target, Artifact::Refused))
+                }
+                Err(error) => return Err(s3_error(&self.url(&object), error)),
+            }
         }
         Ok(compiled)
     }

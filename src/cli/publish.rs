@@ -17,9 +17,9 @@ use crate::catalog::Catalog;
 use crate::config::{DEFAULT_S3_REVALIDATE_AFTER, ENV_REVALIDATE_AFTER};
 use crate::invoke::{CompileOptions, CompiledFunction};
 use crate::manifest::Manifest;
-use crate::publish::{LocalFunction, Target};
+use crate::publish::{Artifact, LocalFunction, Target};
 use crate::router::RouteTable;
-use crate::store::{S3Store, client_from_env};
+use crate::store::{ARTIFACTS_DIR, S3Store, client_from_env};
 use crate::units::parse_duration;
 
 /// Uploads concurrently; each function's module still precedes its manifest.
@@ -121,9 +121,13 @@ pub async fn publish(
                 published
                     .compiled
                     .iter()
-                    .map(|(target, now)| match now {
-                        true => format!(", compiled for {target}"),
-                        false => format!(", {target} artifacts already present"),
+                    .map(|(target, artifact)| match artifact {
+                        Artifact::Compiled => format!(", compiled for {target}"),
+                        Artifact::Present => format!(", {target} artifacts already present"),
+                        Artifact::Refused => format!(
+                            ", {target} artifacts refused by the bucket (only the bootstrap's \
+                             role may write {ARTIFACTS_DIR}/: environments compile it)"
+                        ),
                     })
                     .collect::<String>()
             ),
