@@ -1014,10 +1014,7 @@ fn init(s3: &S3Server, count: usize) -> (f64, f64, u64) {
     let client = s3.client();
     block_on(async {
         // As `wasm-lambda publish` leaves it: with the manifest index.
-        let target = wasm_lambda::publish::Target {
-            bucket: BUCKET.to_string(),
-            prefix: prefix.clone(),
-        };
+        let target = wasm_lambda::publish::Target::new(BUCKET.to_string(), prefix.clone());
         target.write_index(&client).await.unwrap();
     });
     let mut event: Value = serde_json::from_str(

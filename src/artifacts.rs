@@ -220,7 +220,9 @@ fn cache_entry(compiled: &[u8]) -> Result<Vec<u8>, String> {
 fn compiler_dir() -> Result<String, String> {
     static DIR: OnceLock<Result<String, String>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("wasm-lambda-cache-{}", std::process::id()));
+        let scratch =
+            tempfile::tempdir().map_err(|error| format!("a scratch directory: {error}"))?;
+        let dir = scratch.path().to_path_buf();
         let found = (|| {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(&dir);
@@ -238,7 +240,6 @@ fn compiler_dir() -> Result<String, String> {
                 .to_string_lossy()
                 .into_owned())
         })();
-        let _ = std::fs::remove_dir_all(&dir);
         found.map_err(|error: String| format!("wasmtime's compile cache: {error}"))
     })
     .clone()
@@ -292,6 +293,7 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
         .max_memories_per_module(2)
         .max_tables_per_module(4)
         .table_elements(100_000)
+        .max_core_instance_size(16 << 20)
         .max_memory_size(memory_limit.min(4 << 30) as usize)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)

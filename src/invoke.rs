@@ -744,9 +744,14 @@ const PER_FUNCTION_BYTES: u64 = 256;
 /// beyond what the rest of the weight counts.
 const INSTANCE_BYTES: u64 = 256 << 10;
 
+/// Copies of the module's bytes a compiled function holds: ours (kept to build engine
+/// replicas), and at most as much again of its data segments, copied into the warm instance's
+/// memory.
+const MODULE_COPIES: u64 = 2;
+
 /// What a compiled function holds in memory: each module's compiled image (code and data),
-/// per-function metadata and tables, the module's bytes (kept to build engine replicas), and
-/// its engine and warm instance. Measured against what the process really grows by per
+/// per-function metadata and tables, the module's bytes and its data in the instance, and its
+/// engine and warm instance. Measured against what the process really grows by per
 /// function loaded, not derived from the instance's initial memory, of which a call touches a
 /// few pages. What compiling allocated is not the function's: it is handed back once compiled.
 fn weigh(compiled: &CompiledPlugin, manifest: &Manifest, module_bytes: usize) -> u64 {
@@ -766,7 +771,7 @@ fn weigh(compiled: &CompiledPlugin, manifest: &Manifest, module_bytes: usize) ->
             code + functions + tables
         })
         .sum();
-    modules + module_bytes as u64 + INSTANCE_BYTES
+    modules + module_bytes as u64 * MODULE_COPIES + INSTANCE_BYTES
 }
 
 /// The longest error message of a function's own that an answer and the log carry.
@@ -843,11 +848,43 @@ fn build(
         &manifest.grants,
         Arc::clone(&options.capabilities),
     );
-    let mut config = artifacts::wasmtime_config();
     let pool = (manifest.instance == InstanceMode::Fresh)
         .then(PoolSlot::take)
         .flatten();
-    if pool.is_some() {
+    match compile_plugin(
+        manifest,
+        plugin_manifest.clone(),
+        &host,
+        options,
+        pool.is_some(),
+    ) {
+        Ok(compiled) => Ok((compiled, host, pool)),
+        // A module the pool's slots do not fit (more memories or table elements than they
+        // hold): its instances are mapped one by one instead.
+        Err(error) if pool.is_some() => {
+            let pooled = error.reason();
+            match compile_plugin(manifest, plugin_manifest, &host, options, false) {
+                Ok(compiled) => {
+                    info!(function = %manifest.name, reason = %pooled, "instances not pooled");
+                    Ok((compiled, host, None))
+                }
+                Err(error) => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The compiled plugin of `manifest`, its instances pooled or not.
+fn compile_plugin(
+    manifest: &Manifest,
+    plugin_manifest: extism::Manifest,
+    host: &CallHandle,
+    options: &CompileOptions,
+    pooled: bool,
+) -> Result<CompiledPlugin, Error> {
+    let mut config = artifacts::wasmtime_config();
+    if pooled {
         artifacts::pool_instances(&mut config, manifest.memory_limit);
     }
     let mut builder = PluginBuilder::new(plugin_manifest)
@@ -861,14 +898,13 @@ fn build(
     if let Some(fuel) = manifest.fuel {
         builder = builder.with_fuel_limit(fuel);
     }
-    let compiled = builder.compile().map_err(|error| Error::ModuleInvalid {
+    builder.compile().map_err(|error| Error::ModuleInvalid {
         function: manifest.name.clone(),
         reason: format!(
             "does not compile: {}",
             one_line(&error.root_cause().to_string())
         ),
-    })?;
-    Ok((compiled, host, pool))
+    })
 }
 
 /// What a call ran to: the entrypoint's result (its output, or `Err(len)` when the output is

@@ -238,7 +238,7 @@ impl Loader {
                 if !changed.is_empty() {
                     // Compiling allocated far more than the function keeps (hundreds of MiB for
                     // a module of many functions): handed back, as after an eviction.
-                    crate::cache::release_freed_memory();
+                    tokio::task::spawn_blocking(crate::cache::release_freed_memory);
                 }
                 // Compiled here, even after a download (whose entries then did not fit this
                 // engine): shared, so the next cold environment loads.

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -26,11 +26,13 @@ use crate::store::{
 const PARALLEL_INDEX_READS: usize = 16;
 
 /// Where functions are published.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Target {
     pub bucket: String,
     /// Empty or ending in `/`.
     pub prefix: String,
+    /// The engines whose artifacts the bucket refused in this run.
+    pub refused: std::sync::Arc<std::sync::Mutex<BTreeSet<CompileTarget>>>,
 }
 
 /// A function found on disk, ready to publish.
@@ -52,8 +54,9 @@ pub struct Published {
     pub compiled: Vec<(CompileTarget, Artifact)>,
 }
 
-/// The compiled artifacts of one module for one engine, as `publish` left them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The compiled artifacts of one module for one engine, as `publish` left them. None of these
+/// fails the publish: the module is published, and without its artifacts compiled where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Artifact {
     /// Compiled and uploaded now.
     Compiled,
@@ -62,6 +65,8 @@ pub enum Artifact {
     /// The bucket refused them (a policy that lets only the bootstrap's role write compiled
     /// code): environments compile the module, and share what they compile.
     Refused,
+    /// Not made or not uploaded, for this reason.
+    Failed(String),
 }
 
 /// Finds functions: each `DIR` is a function directory (it holds `manifest.yaml`) or a store
@@ -133,7 +138,11 @@ impl Target {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
-        Target { bucket, prefix }
+        Target {
+            bucket,
+            prefix,
+            refused: Default::default(),
+        }
     }
 
     fn key(&self, name: &str, file: &str) -> String {
@@ -190,8 +199,8 @@ impl Target {
         }
         let fuel = function.manifest.fuel.is_some();
         let compiled = self
-            .publish_artifacts(client, &module_path, &module, &digest, fuel, targets)
-            .await?;
+            .publish_artifacts(client, &module, &digest, fuel, targets)
+            .await;
 
         let manifest = rewrite(&function.text, &digest)
             .map_err(|e| format!("{}: {e}", function.dir.join(MANIFEST_FILE).display()))?;
@@ -223,12 +232,11 @@ impl Target {
     async fn publish_artifacts(
         &self,
         client: &Client,
-        path: &Path,
         module: &[u8],
         digest: &str,
         fuel: bool,
         targets: &[CompileTarget],
-    ) -> Result<Vec<(CompileTarget, Artifact)>, String> {
+    ) -> Vec<(CompileTarget, Artifact)> {
         let mut engines = BTreeSet::new();
         let mut compiled = Vec::new();
         for &target in targets {
@@ -237,21 +245,20 @@ impl Target {
             if !engines.insert(key.engine.clone()) {
                 continue;
             }
+            // Once the bucket refused one, it refuses them all: not compiled again.
+            if self.refused.lock().expect("refused lock").contains(&target) {
+                compiled.push((target, Artifact::Refused));
+                continue;
+            }
             let object = format!("{}{ARTIFACTS_DIR}/{key}", self.prefix);
-            let present = match client
+            let head = client
                 .head_object()
                 .bucket(&self.bucket)
                 .key(&object)
                 .send()
-                .await
-            {
-                Ok(_) => true,
-                Err(error) if error.raw_response().map(|r| r.status().as_u16()) == Some(404) => {
-                    false
-                }
-                Err(error) => return Err(s3_error(&self.url(&object), error)),
-            };
-            if present {
+                .await;
+            // Not found, or not ours to know (a 403 without `s3:ListBucket`): the upload says.
+            if head.is_ok() {
                 // Best effort: a bucket that lets only the bootstrap write there keeps it anyway.
                 let _ = self
                     .refresh(client, &object, "application/octet-stream")
@@ -260,15 +267,18 @@ impl Target {
                 continue;
             }
             let bytes = module.to_vec();
-            let bundle = tokio::task::spawn_blocking(move || target.bundle(&bytes, fuel))
-                .await
-                .map_err(|panic| {
-                    format!(
-                        "{}: compiling for {target} panicked: {panic}",
-                        path.display()
-                    )
-                })?
-                .map_err(|error| format!("{}: compiling for {target}: {error}", path.display()))?;
+            let bundle =
+                match tokio::task::spawn_blocking(move || target.bundle(&bytes, fuel)).await {
+                    Ok(Ok(bundle)) => bundle,
+                    Ok(Err(error)) => {
+                        compiled.push((target, Artifact::Failed(error)));
+                        continue;
+                    }
+                    Err(panic) => {
+                        compiled.push((target, Artifact::Failed(format!("panicked: {panic}"))));
+                        continue;
+                    }
+                };
             let put = client
                 .put_object()
                 .bucket(&self.bucket)
@@ -277,15 +287,17 @@ impl Target {
                 .body(ByteStream::from(bundle))
                 .send()
                 .await;
-            match put {
-                Ok(_) => compiled.push((target, Artifact::Compiled)),
-                Err(error) if error.raw_response().map(|r| r.status().as_u16()) == Some(403) => {
-                    compiled.push((target, Artifact::Refused))
+            let artifact = match put {
+                Ok(_) => Artifact::Compiled,
+                Err(error) if error.code() == Some("AccessDenied") => {
+                    self.refused.lock().expect("refused lock").insert(target);
+                    Artifact::Refused
                 }
-                Err(error) => return Err(s3_error(&self.url(&object), error)),
-            }
+                Err(error) => Artifact::Failed(s3_error(&self.url(&object), error)),
+            };
+            compiled.push((target, artifact));
         }
-        Ok(compiled)
+        compiled
     }
 
     /// Rewrites the manifest index (see [`crate::store::MANIFEST_INDEX`]) from what the store holds now:

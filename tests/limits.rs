@@ -295,3 +295,20 @@ instance: fresh
     );
     assert_eq!(lambda.call("echo", json!("alive")), json!("alive"));
 }
+
+#[test]
+fn a_fresh_function_its_engines_pool_cannot_hold_still_runs() {
+    // Three memories: more than a pooled instance's slots take.
+    let wat = common::constant_plugin("\"many\"").replacen(
+        "(func $out (param",
+        "(memory $second 1) (memory $third 1) (func $out (param",
+        1,
+    );
+    let store = Store::new();
+    store.add_wat("many", &wat, "instance: fresh\n");
+    let lambda = Lambda::start(store.path(), &[]);
+    for _ in 0..3 {
+        assert_eq!(lambda.call("many", Value::Null), json!("many"));
+    }
+    lambda.wait_for_log("instances not pooled", Duration::from_secs(5));
+}

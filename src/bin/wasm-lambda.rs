@@ -218,7 +218,7 @@ async fn main() -> ExitCode {
         } => {
             let store = match bucket {
                 Some(bucket) => {
-                    let Target { bucket, prefix } = Target::new(bucket, prefix);
+                    let Target { bucket, prefix, .. } = Target::new(bucket, prefix);
                     StoreLocation::S3 { bucket, prefix }
                 }
                 None => StoreLocation::Directory(dir),

@@ -128,6 +128,9 @@ pub async fn publish(
                             ", {target} artifacts refused by the bucket (only the bootstrap's \
                              role may write {ARTIFACTS_DIR}/: environments compile it)"
                         ),
+                        Artifact::Failed(reason) => format!(
+                            ", {target} artifacts not made ({reason}: environments compile it)"
+                        ),
                     })
                     .collect::<String>()
             ),
