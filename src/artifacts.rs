@@ -144,10 +144,16 @@ impl CompileTarget {
     pub fn key(self, digest: &str, fuel: bool) -> ArtifactKey {
         match self {
             CompileTarget::Host => ArtifactKey::new(digest, fuel),
-            CompileTarget::Graviton => ArtifactKey {
-                engine: engine_hash(&self.config(fuel), self.arch()),
-                module: digest.to_string(),
-            },
+            CompileTarget::Graviton => {
+                static ENGINES: OnceLock<[String; 2]> = OnceLock::new();
+                let engines = ENGINES.get_or_init(|| {
+                    [false, true].map(|fuel| engine_hash(&self.config(fuel), self.arch()))
+                });
+                ArtifactKey {
+                    engine: engines[usize::from(fuel)].clone(),
+                    module: digest.to_string(),
+                }
+            }
         }
     }
 

@@ -10,16 +10,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::artifacts::CompileTarget;
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::store::{
-    ARTIFACTS_DIR, FunctionStore, IndexedManifest, ManifestIndex, S3Store, StoreError,
-    function_dirs, read_manifest,
+    FunctionStore, IndexedManifest, ManifestIndex, S3Store, StoreError, function_dirs,
+    read_manifest,
 };
 
 /// Manifests read at once while writing the index.
@@ -62,10 +63,11 @@ pub enum Artifact {
     Compiled,
     /// Already in the bucket.
     Present,
-    /// The bucket refused them (a policy that lets only the bootstrap's role write compiled
-    /// code): environments compile the module, and share what they compile.
-    Refused,
-    /// Not made or not uploaded, for this reason.
+    /// The bucket did not take them, for this reason (a policy that lets only the bootstrap's
+    /// role write compiled code, above all): not compiled for again in this run; environments
+    /// compile the module, and share what they compile.
+    Refused(String),
+    /// Not made, for this reason.
     Failed(String),
 }
 
@@ -163,9 +165,11 @@ impl Target {
     ) -> Result<Published, String> {
         let name = &function.manifest.name;
         let module_path = function.dir.join(&function.manifest.module);
-        let module = tokio::fs::read(&module_path)
-            .await
-            .map_err(|e| format!("{}: {e}", module_path.display()))?;
+        let module = Bytes::from(
+            tokio::fs::read(&module_path)
+                .await
+                .map_err(|e| format!("{}: {e}", module_path.display()))?,
+        );
         if !module.starts_with(b"\0asm") {
             return Err(format!(
                 "{}: is not a WebAssembly module",
@@ -232,11 +236,12 @@ impl Target {
     async fn publish_artifacts(
         &self,
         client: &Client,
-        module: &[u8],
+        module: &Bytes,
         digest: &str,
         fuel: bool,
         targets: &[CompileTarget],
     ) -> Vec<(CompileTarget, Artifact)> {
+        let store = S3Store::new(client.clone(), &self.bucket, &self.prefix);
         let mut engines = BTreeSet::new();
         let mut compiled = Vec::new();
         for &target in targets {
@@ -245,12 +250,12 @@ impl Target {
             if !engines.insert(key.engine.clone()) {
                 continue;
             }
-            // Once the bucket refused one, it refuses them all: not compiled again.
+            // Once the bucket refused one, it is not compiled for again in this run.
             if self.refused.lock().expect("refused lock").contains(&target) {
-                compiled.push((target, Artifact::Refused));
+                compiled.push((target, Artifact::Refused("refused earlier".to_string())));
                 continue;
             }
-            let object = format!("{}{ARTIFACTS_DIR}/{key}", self.prefix);
+            let object = store.artifact_key(&key.to_string());
             let head = client
                 .head_object()
                 .bucket(&self.bucket)
@@ -266,7 +271,7 @@ impl Target {
                 compiled.push((target, Artifact::Present));
                 continue;
             }
-            let bytes = module.to_vec();
+            let bytes = module.clone();
             let bundle =
                 match tokio::task::spawn_blocking(move || target.bundle(&bytes, fuel)).await {
                     Ok(Ok(bundle)) => bundle,
@@ -279,21 +284,13 @@ impl Target {
                         continue;
                     }
                 };
-            let put = client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&object)
-                .content_type("application/octet-stream")
-                .body(ByteStream::from(bundle))
-                .send()
-                .await;
-            let artifact = match put {
-                Ok(_) => Artifact::Compiled,
-                Err(error) if error.code() == Some("AccessDenied") => {
+            let artifact = match store.put_artifact_bundle(&key.to_string(), bundle).await {
+                Ok(()) => Artifact::Compiled,
+                // As the bootstrap does: a store that refused one is not asked again.
+                Err(error) => {
                     self.refused.lock().expect("refused lock").insert(target);
-                    Artifact::Refused
+                    Artifact::Refused(error.to_string())
                 }
-                Err(error) => Artifact::Failed(s3_error(&self.url(&object), error)),
             };
             compiled.push((target, artifact));
         }

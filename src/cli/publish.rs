@@ -124,12 +124,13 @@ pub async fn publish(
                     .map(|(target, artifact)| match artifact {
                         Artifact::Compiled => format!(", compiled for {target}"),
                         Artifact::Present => format!(", {target} artifacts already present"),
-                        Artifact::Refused => format!(
-                            ", {target} artifacts refused by the bucket (only the bootstrap's \
-                             role may write {ARTIFACTS_DIR}/: environments compile it)"
+                        Artifact::Refused(reason) => format!(
+                            ", {target} artifacts not taken by the bucket ({reason}; only the \
+                             bootstrap's role and ArtifactPublisherArn may write \
+                             {ARTIFACTS_DIR}/): environments compile it"
                         ),
                         Artifact::Failed(reason) => format!(
-                            ", {target} artifacts not made ({reason}: environments compile it)"
+                            ", {target} artifacts not made ({reason}): environments compile it"
                         ),
                     })
                     .collect::<String>()

@@ -108,7 +108,7 @@ impl S3Store {
     }
 
     /// The object key of the compiled-artifact bundle `key` (`<engine>/<module digest>`).
-    fn artifact_key(&self, key: &str) -> String {
+    pub fn artifact_key(&self, key: &str) -> String {
         format!("{}{ARTIFACTS_DIR}/{key}", self.prefix)
     }
 
