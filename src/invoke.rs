@@ -1068,16 +1068,10 @@ fn run(
     }
 }
 
-/// Instantiates the module of `plugin` (its start function, and `_initialize` under WASI):
-/// Extism does so on a plugin's first call, so a call of an export that does not exist does it
-/// and stops there.
+/// Instantiates the module of `plugin` (its start function, and `_initialize` under WASI), as
+/// its first call would.
 fn initialise(plugin: &mut Plugin) -> Result<(), extism::Error> {
-    const NO_EXPORT: &str = "wasm-lambda:prepare";
-    match plugin.call::<&[u8], &[u8]>(NO_EXPORT, &[]) {
-        Err(error) if error.to_string() == format!("Function not found: {NO_EXPORT}") => Ok(()),
-        Err(error) => Err(error),
-        Ok(_) => Ok(()),
-    }
+    plugin.initialize()
 }
 
 /// Why an instance could not be made ahead.

@@ -206,7 +206,9 @@ pub struct Plugin {
 
     pub(crate) initialization_fuel: Option<u64>,
 
-    pub(crate) host_context: Rooted<ExternRef>,
+    /// wasm-lambda: made in the store on the first call that passes a host context, not with
+    /// every store: it is the store's only GC object, and allocating it grows the store's GC heap.
+    pub(crate) host_context: Option<Rooted<ExternRef>>,
 }
 
 unsafe impl Send for Plugin {}
@@ -399,19 +401,11 @@ fn host_linker(
     Ok(linker)
 }
 
-#[allow(clippy::type_complexity)]
 fn relink(
     base: &Linker<CurrentPlugin>,
     mut store: &mut Store<CurrentPlugin>,
     modules: &BTreeMap<String, Module>,
-) -> Result<
-    (
-        InstancePre<CurrentPlugin>,
-        Linker<CurrentPlugin>,
-        Rooted<ExternRef>,
-    ),
-    Error,
-> {
+) -> Result<(InstancePre<CurrentPlugin>, Linker<CurrentPlugin>), Error> {
     let mut linker = base.clone();
 
     for (name, module) in modules.iter() {
@@ -469,12 +463,9 @@ fn relink(
         )?;
     }
 
-    let inner: Box<dyn std::any::Any + Send + Sync> = Box::new(());
-    let host_context = ExternRef::new(store, inner)?;
-
     let main = &modules[MAIN_KEY];
     let instance_pre = linker.instantiate_pre(main)?;
-    Ok((instance_pre, linker, host_context))
+    Ok((instance_pre, linker))
 }
 
 impl Plugin {
@@ -515,8 +506,7 @@ impl Plugin {
         Self::apply_fuel_limit(&mut store, compiled.options.effective_initialization_fuel())?;
 
         let imports: Vec<Function> = compiled.options.functions.to_vec();
-        let (instance_pre, linker, host_context) =
-            relink(&compiled.linker, &mut store, &compiled.modules)?;
+        let (instance_pre, linker) = relink(&compiled.linker, &mut store, &compiled.modules)?;
         let timer_tx = Timer::tx();
         let mut plugin = Plugin {
             modules: compiled.modules.clone(),
@@ -540,7 +530,7 @@ impl Plugin {
             error_msg: None,
             fuel: compiled.options.fuel,
             initialization_fuel: compiled.options.effective_initialization_fuel(),
-            host_context,
+            host_context: None,
         };
 
         plugin.current_plugin_mut().store = &mut plugin.store;
@@ -578,11 +568,10 @@ impl Plugin {
             // initialization budget before relinking can execute WebAssembly.
             Self::apply_fuel_limit(&mut self.store, self.initialization_fuel)?;
 
-            let (instance_pre, linker, host_context) =
-                relink(&self.host_linker, &mut self.store, &self.modules)?;
+            let (instance_pre, linker) = relink(&self.host_linker, &mut self.store, &self.modules)?;
             self.linker = linker;
             self.instance_pre = instance_pre;
-            self.host_context = host_context;
+            self.host_context = None;
             let store = &mut self.store as *mut _;
             let linker = &mut self.linker as *mut _;
             let current_plugin = self.current_plugin_mut();
@@ -935,8 +924,16 @@ impl Plugin {
 
         // Set host context
         let r = if let Some(host_context) = host_context {
-            if let Some(inner) = self
-                .host_context
+            let handle = match self.host_context {
+                Some(handle) => handle,
+                None => {
+                    let inner: Box<dyn std::any::Any + Send + Sync> = Box::new(());
+                    let handle = ExternRef::new(&mut self.store, inner).map_err(|x| (x.into(), -1))?;
+                    self.host_context = Some(handle);
+                    handle
+                }
+            };
+            if let Some(inner) = handle
                 .data_mut(&mut self.store)
                 .map_err(|x| (x.into(), -1))?
             {
@@ -945,7 +942,7 @@ impl Plugin {
                     *inner = x;
                 }
 
-                Some(self.host_context)
+                Some(handle)
             } else {
                 None
             }
@@ -996,7 +993,10 @@ impl Plugin {
         let mut res = func.call(self.store_mut(), &[], results.as_mut_slice());
 
         // Reset host context
-        if let Ok(Some(inner)) = self.host_context.data_mut(&mut self.store) {
+        if let Some(Ok(Some(inner))) = self
+            .host_context
+            .map(|handle| handle.data_mut(&mut self.store))
+        {
             if let Some(inner) = inner.downcast_mut::<Box<dyn std::any::Any + Send + Sync>>() {
                 let x: Box<dyn Any + Send + Sync> = Box::new(());
                 *inner = x;
@@ -1012,7 +1012,9 @@ impl Plugin {
         self.store_needs_reset = name == "_start";
 
         let mut rc = -1;
-        if self.store.get_fuel().is_ok_and(|x| x == 0) {
+        // wasm-lambda: asked only of a store that meters fuel; any other answers with an error,
+        // made (and a backtrace captured, when enabled) on every call.
+        if self.fuel.is_some() && self.store.get_fuel().is_ok_and(|x| x == 0) {
             res = Err(wasmtime::Error::msg("plugin ran out of fuel"));
         } else {
             // Get extism error
@@ -1193,6 +1195,22 @@ impl Plugin {
                     self.output()
                 }
             })
+    }
+
+    /// wasm-lambda: instantiates the plugin's module now (running its start function, and
+    /// `_initialize` under WASI), as its first call would, without calling an export: an
+    /// instance made ahead of its call.
+    pub fn initialize(&mut self) -> Result<(), Error> {
+        let lock = self.instance.clone();
+        let mut lock = lock.try_lock().map_err(|e| match e {
+            TryLockError::Poisoned(_) => anyhow::anyhow!(
+                "instance lock was poisoned; previous thread panicked while calling into wasm"
+            ),
+            TryLockError::WouldBlock => anyhow::anyhow!("cannot make reentrant calls into plugin"),
+        })?;
+        Self::apply_fuel_limit(&mut self.store, self.initialization_fuel)?;
+        self.reset_store(&mut lock)?;
+        self.instantiate(&mut lock)
     }
 
     pub fn call_with_host_context<'a, 'b, T, U, C>(
