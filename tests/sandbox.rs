@@ -1200,6 +1200,50 @@ fn snooper() -> String {
     )
 }
 
+/// A module whose start function calls host functions (it sets a plugin variable), and whose
+/// `handle` outputs that variable.
+fn starter() -> String {
+    format!(
+        r#"(module
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+  (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+  {}
+  (data (i32.const 1024) "key")
+  (data (i32.const 1040) "\"set by start\"")
+  (func $start
+    (call $var_set
+      (call $put (i32.const 1024) (i32.const 3))
+      (call $put (i32.const 1040) (i32.const 14))))
+  (start $start)
+  (func (export "handle") (result i32)
+    (local $value i64)
+    (local.set $value (call $var_get (call $put (i32.const 1024) (i32.const 3))))
+    (call $output_set (local.get $value) (call $length (local.get $value)))
+    (i32.const 0)))"#,
+        common::WAT_PRELUDE
+    )
+}
+
+#[test]
+fn a_start_function_that_calls_the_host_reaches_its_own_instance() {
+    // The start function runs when the instance is made: ahead of the call for `fresh`, on the
+    // first call for `reuse`; its host calls act on that instance's store either way.
+    let store = Store::new();
+    store.add_wat("started-fresh", &starter(), "instance: fresh\n");
+    store.add_wat("started-warm", &starter(), "instance: reuse\n");
+    let lambda = Lambda::start(store.path(), &[]);
+    for round in 0..3 {
+        for function in ["started-fresh", "started-warm"] {
+            assert_eq!(
+                lambda.call(function, Value::Null),
+                json!("set by start"),
+                "{function}, call {round}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory() {
     let store = Store::new();

@@ -222,8 +222,9 @@ impl Lambda {
         {
             assert!(
                 started.elapsed() < Duration::from_secs(120),
-                "bootstrap did not start:\n{}",
-                lambda.logs()
+                "bootstrap did not start:\n{}\nemulator:\n{}",
+                lambda.logs(),
+                lambda.emulator.output.lock().unwrap()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -398,7 +399,13 @@ impl DeadlineProxy {
 
 fn wait_for_port(port: u16, output: impl Fn() -> String) {
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // A connection from the port to itself (TCP's simultaneous open, when the ephemeral source
+    // port the kernel picks is `port`) succeeds with nothing listening: it does not count.
+    let listening = || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_ok_and(|stream| stream.local_addr().ok() != stream.peer_addr().ok())
+    };
+    while !listening() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "nothing listens on {port}: {}",
@@ -838,15 +845,16 @@ impl Store {
     }
 }
 
-/// Extism imports plus helpers shared by the WAT test plugins: `$out` copies `len` bytes of
-/// linear memory at `ptr` to the plugin's output.
+/// Extism imports plus helpers shared by the WAT test plugins: `$put` copies `len` bytes of
+/// linear memory at `ptr` into Extism's memory and returns their offset there, `$out` makes them
+/// the plugin's output.
 pub const WAT_PRELUDE: &str = r#"
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
   (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
   (import "extism:host/env" "input_length" (func $input_length (result i64)))
   (memory (export "memory") 1)
-  (func $out (param $ptr i32) (param $len i32)
+  (func $put (param $ptr i32) (param $len i32) (result i64)
     (local $off i64) (local $i i32)
     (local.set $off (call $alloc (i64.extend_i32_u (local.get $len))))
     (block $done
@@ -857,7 +865,11 @@ pub const WAT_PRELUDE: &str = r#"
           (i32.load8_u (i32.add (local.get $ptr) (local.get $i))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $copy)))
-    (call $output_set (local.get $off) (i64.extend_i32_u (local.get $len))))
+    (local.get $off))
+  (func $out (param $ptr i32) (param $len i32)
+    (call $output_set
+      (call $put (local.get $ptr) (local.get $len))
+      (i64.extend_i32_u (local.get $len))))
 "#;
 
 /// A plugin whose `handle` outputs `text`.

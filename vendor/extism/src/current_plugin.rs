@@ -11,7 +11,9 @@ pub struct CurrentPlugin {
     /// Extism manifest
     pub(crate) manifest: extism_manifest::Manifest,
     pub(crate) store: *mut Store<CurrentPlugin>,
-    pub(crate) linker: *mut wasmtime::Linker<CurrentPlugin>,
+    /// wasm-lambda: the kernel's exports in this store (none before its kernel is instantiated);
+    /// the host finds them here rather than by name in a linker made for every store.
+    pub(crate) kernel: Option<crate::plugin::Kernel>,
     pub(crate) wasi: Option<Wasi>,
     pub(crate) http_status: u16,
     pub(crate) http_headers: Option<std::collections::BTreeMap<String, String>>,
@@ -210,10 +212,14 @@ impl CurrentPlugin {
     }
 
     pub fn memory_bytes_mut(&mut self, handle: MemoryHandle) -> Result<&mut [u8], Error> {
-        let (linker, store) = self.linker_and_store();
-        if let Ok(mem) = linker.get(&mut *store, EXTISM_ENV_MODULE, "memory") {
-            let mem = mem.into_memory().unwrap();
-            let ptr = unsafe { mem.data_ptr(&*store).add(handle.offset() as usize) };
+        if let Some(kernel) = self.kernel {
+            let store = self.store_mut();
+            let ptr = unsafe {
+                kernel
+                    .memory
+                    .data_ptr(&*store)
+                    .add(handle.offset() as usize)
+            };
             if ptr.is_null() {
                 return Ok(&mut []);
             }
@@ -224,10 +230,14 @@ impl CurrentPlugin {
     }
 
     pub fn memory_bytes(&mut self, handle: MemoryHandle) -> Result<&[u8], Error> {
-        let (linker, store) = self.linker_and_store();
-        if let Ok(mem) = linker.get(&mut *store, EXTISM_ENV_MODULE, "memory") {
-            let mem = mem.into_memory().unwrap();
-            let ptr = unsafe { mem.data_ptr(&*store).add(handle.offset() as usize) };
+        if let Some(kernel) = self.kernel {
+            let store = self.store_mut();
+            let ptr = unsafe {
+                kernel
+                    .memory
+                    .data_ptr(&*store)
+                    .add(handle.offset() as usize)
+            };
             if ptr.is_null() {
                 return Ok(&[]);
             }
@@ -238,11 +248,11 @@ impl CurrentPlugin {
     }
 
     pub fn host_context<T: 'static>(&mut self) -> Result<&mut T, Error> {
-        let (linker, store) = self.linker_and_store();
-        let Ok(Extern::Global(xs)) = linker.get(&mut *store, EXTISM_ENV_MODULE, "extism_context")
-        else {
+        let Some(kernel) = self.kernel else {
             anyhow::bail!("unable to locate an extism kernel global: extism_context",)
         };
+        let xs = kernel.extism_context;
+        let store = self.store_mut();
 
         let Val::ExternRef(Some(xs)) = xs.get(&mut *store) else {
             anyhow::bail!("expected extism_context to be an externref value",)
@@ -269,17 +279,16 @@ impl CurrentPlugin {
             });
         }
         let id = self.id;
-        let (linker, mut store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
 
-        let f = linker
-            .get(&mut store, EXTISM_ENV_MODULE, "alloc")
+        let f = self
+            .kernel
+            .map(|kernel| kernel.alloc)
             .with_context(|| format!("{} unable to allocate memory", id))?;
+        let store = self.store_mut();
         catch_out_of_fuel!(
             &store,
-            f.into_func()
-                .unwrap()
-                .call(&mut *store, &[Val::I64(n as i64)], output)
+            f.call(&mut *store, &[Val::I64(n as i64)], output)
                 .context("failed to allocate extism memory")
         )?;
 
@@ -301,16 +310,14 @@ impl CurrentPlugin {
 
     /// Free a block of Extism plugin memory
     pub fn memory_free(&mut self, handle: MemoryHandle) -> Result<(), Error> {
-        let (linker, store) = self.linker_and_store();
-
-        let f = linker
-            .get(&mut *store, EXTISM_ENV_MODULE, "free")
+        let f = self
+            .kernel
+            .map(|kernel| kernel.free)
             .context("unable to locate an extism kernel function: free")?;
+        let store = self.store_mut();
         catch_out_of_fuel!(
             &store,
-            f.into_func()
-                .unwrap()
-                .call(&mut *store, &[Val::I64(handle.offset as i64)], &mut [])
+            f.call(&mut *store, &[Val::I64(handle.offset as i64)], &mut [])
                 .context("failed to free extism memory")
         )?;
 
@@ -318,17 +325,16 @@ impl CurrentPlugin {
     }
 
     pub fn memory_length(&mut self, offs: u64) -> Result<u64, Error> {
-        let (linker, store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
 
-        let f = linker
-            .get(&mut *store, EXTISM_ENV_MODULE, "length")
+        let f = self
+            .kernel
+            .map(|kernel| kernel.length)
             .context("unable to locate an extism kernel function: length")?;
+        let store = self.store_mut();
         catch_out_of_fuel!(
             &store,
-            f.into_func()
-                .unwrap()
-                .call(&mut *store, &[Val::I64(offs as i64)], output)
+            f.call(&mut *store, &[Val::I64(offs as i64)], output)
                 .context("failed to get length of extism memory handle")
         )?;
 
@@ -343,17 +349,16 @@ impl CurrentPlugin {
     }
 
     pub fn memory_length_unsafe(&mut self, offs: u64) -> Result<u64, Error> {
-        let (linker, store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
 
-        let f = linker
-            .get(&mut *store, EXTISM_ENV_MODULE, "length_unsafe")
+        let f = self
+            .kernel
+            .map(|kernel| kernel.length_unsafe)
             .context("unable to locate an extism kernel function: length_unsafe")?;
+        let store = self.store_mut();
         catch_out_of_fuel!(
             &store,
-            f.into_func()
-                .unwrap()
-                .call(&mut *store, &[Val::I64(offs as i64)], output)
+            f.call(&mut *store, &[Val::I64(offs as i64)], output)
                 .context("failed to get length of extism memory using length_unsafe")
         )?;
 
@@ -433,7 +438,7 @@ impl CurrentPlugin {
             manifest,
             http_status: 0,
             vars: BTreeMap::new(),
-            linker: std::ptr::null_mut(),
+            kernel: None,
             store: std::ptr::null_mut(),
             available_pages,
             memory_limiter,
@@ -450,8 +455,7 @@ impl CurrentPlugin {
     /// Get a pointer to the plugin memory
     pub(crate) fn memory_ptr(&mut self) -> *mut u8 {
         if let Some(mem) = self.memory() {
-            let (_, store) = self.linker_and_store();
-            return mem.data_ptr(store);
+            return mem.data_ptr(self.store());
         }
 
         std::ptr::null_mut()
@@ -459,11 +463,7 @@ impl CurrentPlugin {
 
     /// Get extism memory
     pub(crate) fn memory(&mut self) -> Option<wasmtime::Memory> {
-        let (linker, mut store) = self.linker_and_store();
-        linker
-            .get(&mut store, EXTISM_ENV_MODULE, "memory")
-            .ok()?
-            .into_memory()
+        self.kernel.map(|kernel| kernel.memory)
     }
 
     /// Get a `MemoryHandle` from a `Val` reference - this can be used to convert a host function's
@@ -489,12 +489,9 @@ impl CurrentPlugin {
     /// Clear the current plugin error
     pub fn clear_error(&mut self) {
         trace!(plugin = self.id.to_string(), "CurrentPlugin::clear_error");
-        let (linker, store) = self.linker_and_store();
-        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
-            let res = f
-                .into_func()
-                .unwrap()
-                .call(&mut *store, &[Val::I64(0)], &mut []);
+        if let Some(kernel) = self.kernel {
+            let store = self.store_mut();
+            let res = kernel.error_set.call(&mut *store, &[Val::I64(0)], &mut []);
             if let Err(e) = res {
                 error!(
                     plugin = self.id.to_string(),
@@ -523,12 +520,12 @@ impl CurrentPlugin {
         let s = s.as_ref();
         debug!(plugin = self.id.to_string(), "set error: {:?}", s);
         let handle = self.memory_new(s)?;
-        let (linker, store) = self.linker_and_store();
-        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
+        if let Some(kernel) = self.kernel {
+            let store = self.store_mut();
             catch_out_of_fuel!(
                 &store,
-                f.into_func()
-                    .unwrap()
+                kernel
+                    .error_set
                     .call(&mut *store, &[Val::I64(handle.offset() as i64)], &mut [])
                     .context("failed to set extism error")
             )?;
@@ -539,13 +536,12 @@ impl CurrentPlugin {
     }
 
     pub(crate) fn get_error_position(&mut self) -> (u64, u64) {
-        let (linker, store) = self.linker_and_store();
         let output = &mut [Val::I64(0)];
-        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_get") {
-            if let Err(e) = catch_out_of_fuel!(
-                &store,
-                f.into_func().unwrap().call(&mut *store, &[], output)
-            ) {
+        if let Some(kernel) = self.kernel {
+            let store = self.store_mut();
+            if let Err(e) =
+                catch_out_of_fuel!(&store, kernel.error_get.call(&mut *store, &[], output))
+            {
                 error!(
                     plugin = self.id.to_string(),
                     "unable to call extism:host/env::error_get: {:?}", e
@@ -578,9 +574,5 @@ impl Internal for CurrentPlugin {
 
     fn store_mut(&mut self) -> &mut Store<CurrentPlugin> {
         unsafe { &mut *self.store }
-    }
-
-    fn linker_and_store(&mut self) -> (&mut Linker<CurrentPlugin>, &mut Store<CurrentPlugin>) {
-        unsafe { (&mut *self.linker, &mut *self.store) }
     }
 }

@@ -50,9 +50,8 @@ pub struct CompiledPlugin {
     pub(crate) modules: BTreeMap<String, Module>,
     pub(crate) options: PluginBuilderOptions,
     pub(crate) engine: wasmtime::Engine,
-    /// wasm-lambda: the host functions (Extism's, WASI's, the plugin's), defined once; each
-    /// instance's linker starts from a copy of it.
-    pub(crate) linker: std::sync::Arc<Linker<CurrentPlugin>>,
+    /// wasm-lambda: how each store's instances are linked, worked out once.
+    pub(crate) linking: std::sync::Arc<Linking>,
 }
 
 impl CompiledPlugin {
@@ -102,14 +101,14 @@ impl CompiledPlugin {
             anyhow::bail!("No main module provided");
         }
         let linker = host_linker(&engine, &builder.options.functions, builder.options.wasi)?;
-        let linker = std::sync::Arc::new(linker);
+        let linking = std::sync::Arc::new(Linking::new(linker, &modules)?);
 
         Ok(CompiledPlugin {
             manifest,
             modules,
             options: builder.options,
             engine,
-            linker,
+            linking,
         })
     }
 
@@ -156,9 +155,6 @@ pub struct Plugin {
     /// A unique ID for each plugin
     pub id: uuid::Uuid,
 
-    /// Wasmtime linker
-    pub(crate) linker: Linker<CurrentPlugin>,
-
     /// Wasmtime store
     pub(crate) store: Store<CurrentPlugin>,
 
@@ -169,9 +165,12 @@ pub struct Plugin {
     pub(crate) modules: BTreeMap<String, Module>,
 
     /// Instance provides the ability to call functions in a module, a `Plugin` is initialized with
-    /// an `instance_pre` but no `instance`. The `instance` will be created during `Plugin::raw_call`
+    /// its imports resolved (`main`) but no `instance`. The `instance` will be created during
+    /// `Plugin::raw_call`
     pub(crate) instance: std::sync::Arc<std::sync::Mutex<Option<Instance>>>,
-    pub(crate) instance_pre: InstancePre<CurrentPlugin>,
+    /// wasm-lambda: the main module's imports resolved in this store, or (with other modules
+    /// linked) its `InstancePre`.
+    pub(crate) main: Main,
 
     /// Keep track of the number of times we're instantiated, this exists
     /// to avoid issues with memory piling up since `Instance`s are only
@@ -185,8 +184,8 @@ pub struct Plugin {
     /// Keep a reference to the host functions
     _functions: Vec<Function>,
 
-    /// wasm-lambda: the compiled plugin's host functions, for a store made anew.
-    host_linker: std::sync::Arc<Linker<CurrentPlugin>>,
+    /// wasm-lambda: the compiled plugin's linking, for a store made anew.
+    linking: std::sync::Arc<Linking>,
 
     /// Communication with the timer thread
     pub(crate) timer_tx: std::sync::mpsc::Sender<TimerAction>,
@@ -227,10 +226,6 @@ impl Internal for Plugin {
 
     fn store_mut(&mut self) -> &mut Store<CurrentPlugin> {
         &mut self.store
-    }
-
-    fn linker_and_store(&mut self) -> (&mut Linker<CurrentPlugin>, &mut Store<CurrentPlugin>) {
-        (&mut self.linker, &mut self.store)
     }
 }
 
@@ -401,13 +396,205 @@ fn host_linker(
     Ok(linker)
 }
 
-fn relink(
-    base: &Linker<CurrentPlugin>,
-    mut store: &mut Store<CurrentPlugin>,
-    modules: &BTreeMap<String, Module>,
-) -> Result<(InstancePre<CurrentPlugin>, Linker<CurrentPlugin>), Error> {
-    let mut linker = base.clone();
+/// wasm-lambda: how a plugin's instances are linked in each new store, worked out once per
+/// compiled plugin. Extism's kernel imports nothing: each store instantiates it on its own, and
+/// the host calls its exports directly (found by index once per store, not by name in a linker
+/// cloned for every store and filled with the kernel's exports).
+pub(crate) struct Linking {
+    /// The host functions (Extism's, WASI's, the plugin's).
+    host: Linker<CurrentPlugin>,
+    /// The kernel, ready to be instantiated.
+    kernel: InstancePre<CurrentPlugin>,
+    /// The kernel's exports the host uses.
+    exports: KernelExports,
+    /// Where each import of the main module comes from, when the plugin has no other module;
+    /// otherwise its modules are linked through a linker in each store, as upstream does.
+    main_imports: Option<Vec<Import>>,
+    /// Whether a store linked the main module through a linker yet, which checks its imports.
+    checked: std::sync::OnceLock<()>,
+}
 
+/// wasm-lambda: where one import of the main module comes from.
+enum Import {
+    Kernel(ModuleExport),
+    Host { module: String, name: String },
+}
+
+/// wasm-lambda: the main module's instantiation in one store.
+pub(crate) enum Main {
+    /// Its imports, resolved in the store.
+    Imports(Vec<Extern>),
+    /// Linked with the plugin's other modules.
+    Linked(InstancePre<CurrentPlugin>),
+}
+
+macro_rules! kernel_exports {
+    ($($func:ident),*) => {
+        /// wasm-lambda: the kernel exports the host uses, by index in the kernel's module.
+        struct KernelExports {
+            memory: ModuleExport,
+            extism_context: ModuleExport,
+            $($func: ModuleExport,)*
+        }
+
+        /// wasm-lambda: the kernel's exports in one store.
+        #[derive(Clone, Copy)]
+        pub(crate) struct Kernel {
+            pub(crate) memory: Memory,
+            pub(crate) extism_context: Global,
+            $(pub(crate) $func: Func,)*
+        }
+
+        impl KernelExports {
+            fn new(kernel: &Module) -> Result<KernelExports, Error> {
+                let export = |name: &str| {
+                    kernel
+                        .get_export_index(name)
+                        .with_context(|| format!("the extism kernel exports no `{name}`"))
+                };
+                Ok(KernelExports {
+                    memory: export("memory")?,
+                    extism_context: export("extism_context")?,
+                    $($func: export(stringify!($func))?,)*
+                })
+            }
+
+            fn find(&self, store: &mut Store<CurrentPlugin>, kernel: Instance) -> Result<Kernel, Error> {
+                let mut export = |index: &ModuleExport| {
+                    kernel
+                        .get_module_export(&mut *store, index)
+                        .context("the extism kernel instance lacks an export")
+                };
+                Ok(Kernel {
+                    memory: export(&self.memory)?
+                        .into_memory()
+                        .context("the extism kernel's `memory` is not a memory")?,
+                    extism_context: export(&self.extism_context)?
+                        .into_global()
+                        .context("the extism kernel's `extism_context` is not a global")?,
+                    $($func: export(&self.$func)?
+                        .into_func()
+                        .context(concat!("the extism kernel's `", stringify!($func), "` is not a function"))?,)*
+                })
+            }
+        }
+    };
+}
+
+kernel_exports!(
+    alloc,
+    free,
+    length,
+    length_unsafe,
+    input_set,
+    output_offset,
+    output_length,
+    reset,
+    error_set,
+    error_get
+);
+
+impl Linking {
+    fn new(
+        host: Linker<CurrentPlugin>,
+        modules: &BTreeMap<String, Module>,
+    ) -> Result<Linking, Error> {
+        let kernel_module = &modules[EXTISM_ENV_MODULE];
+        let kernel = Linker::new(host.engine()).instantiate_pre(kernel_module)?;
+        let exports = KernelExports::new(kernel_module)?;
+        let only_main = modules
+            .keys()
+            .all(|name| name == MAIN_KEY || name == EXTISM_ENV_MODULE);
+        let main_imports = only_main.then(|| {
+            modules[MAIN_KEY]
+                .imports()
+                .map(|import| match import.module() {
+                    EXTISM_ENV_MODULE => match kernel_module.get_export_index(import.name()) {
+                        Some(export) => Import::Kernel(export),
+                        None => Import::Host {
+                            module: EXTISM_ENV_MODULE.to_string(),
+                            name: import.name().to_string(),
+                        },
+                    },
+                    module => Import::Host {
+                        module: module.to_string(),
+                        name: import.name().to_string(),
+                    },
+                })
+                .collect()
+        });
+        Ok(Linking {
+            host,
+            kernel,
+            exports,
+            main_imports,
+            checked: std::sync::OnceLock::new(),
+        })
+    }
+}
+
+/// The error of an import of `extism:host/env` that neither the kernel nor the host defines.
+fn invalid_kernel_import(import: &ImportType) -> Error {
+    let (kind, ty) = match import.ty() {
+        ExternType::Func(t) => ("function", t.to_string()),
+        ExternType::Global(t) => ("global", t.content().to_string()),
+        ExternType::Tag(t) => ("tag", t.ty().to_string()),
+        ExternType::Table(t) => ("table", t.element().to_string()),
+        ExternType::Memory(_) => ("memory", String::new()),
+    };
+    anyhow::anyhow!(
+        "Invalid {kind} import from extism:host/env: {} {ty}\n\n\
+        Note: This may indicate that the PDK that was used to build this plugin has additional features that aren't \
+        available in this version of the SDK, try updating the SDK to the latest version.",
+        import.name(),
+    )
+}
+
+/// wasm-lambda: links a plugin's modules in `store`: instantiates the kernel, and resolves the
+/// main module's imports (or, with other modules, links them all as upstream does).
+fn relink(
+    linking: &Linking,
+    store: &mut Store<CurrentPlugin>,
+    modules: &BTreeMap<String, Module>,
+) -> Result<Main, Error> {
+    // A start function run while linking may call host functions, which reach the store
+    // through this pointer.
+    let pointer = store as *mut _;
+    store.data_mut().store = pointer;
+    let kernel_instance = linking.kernel.instantiate(&mut *store)?;
+    let kernel = linking.exports.find(store, kernel_instance)?;
+    store.data_mut().kernel = Some(kernel);
+
+    // The plan is used once the main module's imports have been checked through a linker, as
+    // upstream links every store: the first store of a compiled plugin reports a missing or
+    // mistyped import as upstream does, when the plugin is made.
+    if let Some(plan) = linking
+        .main_imports
+        .as_ref()
+        .filter(|_| linking.checked.get().is_some())
+    {
+        let mut imports = Vec::with_capacity(plan.len());
+        for (import, source) in modules[MAIN_KEY].imports().zip(plan) {
+            let resolved = match source {
+                Import::Kernel(export) => kernel_instance.get_module_export(&mut *store, export),
+                Import::Host { module, name } => linking.host.get(&mut *store, module, name).ok(),
+            };
+            match resolved {
+                Some(resolved) => imports.push(resolved),
+                None if import.module() == EXTISM_ENV_MODULE => {
+                    return Err(invalid_kernel_import(&import));
+                }
+                None => anyhow::bail!(
+                    "unknown import: `{}::{}` has not been defined",
+                    import.module(),
+                    import.name()
+                ),
+            }
+        }
+        return Ok(Main::Imports(imports));
+    }
+
+    let mut linker = linking.host.clone();
     for (name, module) in modules.iter() {
         if name == EXTISM_ENV_MODULE {
             continue;
@@ -419,28 +606,16 @@ fn relink(
                     .get_export(import.name())
                     .is_none()
                 && linker
-                    .get(&mut store, EXTISM_ENV_MODULE, import.name())
+                    .get(&mut *store, EXTISM_ENV_MODULE, import.name())
                     .is_err()
             {
-                let (kind, ty) = match import.ty() {
-                    ExternType::Func(t) => ("function", t.to_string()),
-                    ExternType::Global(t) => ("global", t.content().to_string()),
-                    ExternType::Tag(t) => ("tag", t.ty().to_string()),
-                    ExternType::Table(t) => ("table", t.element().to_string()),
-                    ExternType::Memory(_) => ("memory", String::new()),
-                };
-                anyhow::bail!(
-                    "Invalid {kind} import from extism:host/env: {} {ty}\n\n\
-                    Note: This may indicate that the PDK that was used to build this plugin has additional features that aren't \
-                    available in this version of the SDK, try updating the SDK to the latest version.",
-                    import.name(),
-                )
+                return Err(invalid_kernel_import(&import));
             }
         }
     }
 
     let mut linked = BTreeSet::new();
-    linker.module(&mut store, EXTISM_ENV_MODULE, &modules[EXTISM_ENV_MODULE])?;
+    linker.instance(&mut *store, EXTISM_ENV_MODULE, kernel_instance)?;
     linked.insert(EXTISM_ENV_MODULE.to_string());
 
     // wasm-lambda: the main module is linked (which instantiates it once more, running its start
@@ -454,7 +629,7 @@ fn relink(
             continue;
         }
         add_module(
-            store,
+            &mut *store,
             &mut linker,
             &mut linked,
             modules,
@@ -463,9 +638,9 @@ fn relink(
         )?;
     }
 
-    let main = &modules[MAIN_KEY];
-    let instance_pre = linker.instantiate_pre(main)?;
-    Ok((instance_pre, linker))
+    let main = Main::Linked(linker.instantiate_pre(&modules[MAIN_KEY])?);
+    let _ = linking.checked.set(());
+    Ok(main)
 }
 
 impl Plugin {
@@ -506,13 +681,12 @@ impl Plugin {
         Self::apply_fuel_limit(&mut store, compiled.options.effective_initialization_fuel())?;
 
         let imports: Vec<Function> = compiled.options.functions.to_vec();
-        let (instance_pre, linker) = relink(&compiled.linker, &mut store, &compiled.modules)?;
+        let main = relink(&compiled.linking, &mut store, &compiled.modules)?;
         let timer_tx = Timer::tx();
         let mut plugin = Plugin {
             modules: compiled.modules.clone(),
-            linker,
             instance: std::sync::Arc::new(std::sync::Mutex::new(None)),
-            instance_pre,
+            main,
             store,
             runtime: None,
             id,
@@ -526,7 +700,7 @@ impl Plugin {
             store_needs_reset: false,
             debug_options: compiled.options.debug_options.clone(),
             _functions: imports,
-            host_linker: compiled.linker.clone(),
+            linking: compiled.linking.clone(),
             error_msg: None,
             fuel: compiled.options.fuel,
             initialization_fuel: compiled.options.effective_initialization_fuel(),
@@ -534,7 +708,6 @@ impl Plugin {
         };
 
         plugin.current_plugin_mut().store = &mut plugin.store;
-        plugin.current_plugin_mut().linker = &mut plugin.linker;
         if available_pages.is_some() {
             plugin
                 .store
@@ -544,7 +717,7 @@ impl Plugin {
         Ok(plugin)
     }
 
-    // Resets the store and linker to avoid running into Wasmtime memory limits
+    // Resets the store to avoid running into Wasmtime memory limits
     pub(crate) fn reset_store(
         &mut self,
         instance_lock: &mut std::sync::MutexGuard<Option<Instance>>,
@@ -552,7 +725,9 @@ impl Plugin {
         if self.store_needs_reset {
             let engine = self.store.engine().clone();
             let internal = self.current_plugin_mut();
-            self.store = Store::new(
+            // wasm-lambda: the new store and its linking are made apart and replace the old
+            // ones together, so a relink that fails leaves no store beside another's handles.
+            let mut store = Store::new(
                 &engine,
                 CurrentPlugin::new(
                     internal.manifest.clone(),
@@ -562,28 +737,26 @@ impl Plugin {
                     self.id,
                 )?,
             );
-            self.store.set_epoch_deadline(1);
+            store.set_epoch_deadline(1);
 
             // A new store starts with no fuel. Restore the effective
             // initialization budget before relinking can execute WebAssembly.
-            Self::apply_fuel_limit(&mut self.store, self.initialization_fuel)?;
+            Self::apply_fuel_limit(&mut store, self.initialization_fuel)?;
 
-            let (instance_pre, linker) = relink(&self.host_linker, &mut self.store, &self.modules)?;
-            self.linker = linker;
-            self.instance_pre = instance_pre;
+            let main = relink(&self.linking, &mut store, &self.modules)?;
+            self.store = store;
+            self.main = main;
+            **instance_lock = None;
             self.host_context = None;
             let store = &mut self.store as *mut _;
-            let linker = &mut self.linker as *mut _;
             let current_plugin = self.current_plugin_mut();
             current_plugin.store = store;
-            current_plugin.linker = linker;
             if current_plugin.available_pages.is_some() {
                 self.store
                     .limiter(|internal| internal.memory_limiter.as_mut().unwrap());
             }
 
             self.instantiations = 0;
-            **instance_lock = None;
             self.store_needs_reset = false;
         }
         Ok(())
@@ -599,7 +772,17 @@ impl Plugin {
             return Ok(());
         }
 
-        let instance = self.instance_pre.instantiate(&mut self.store)?;
+        // wasm-lambda: the plugin may have moved since its store was last pointed at (it is
+        // returned by value when made): a start function or `_initialize` that calls a host
+        // function reaches the store through this pointer.
+        let store = &mut self.store as *mut _;
+        self.current_plugin_mut().store = store;
+        let instance = match &self.main {
+            Main::Imports(imports) => {
+                Instance::new(&mut self.store, &self.modules[MAIN_KEY], imports)?
+            }
+            Main::Linked(instance_pre) => instance_pre.instantiate(&mut self.store)?,
+        };
         trace!(
             plugin = self.id.to_string(),
             "Plugin::instance is none, instantiating"
@@ -655,7 +838,6 @@ impl Plugin {
     ) -> Result<(), Error> {
         self.output = Output::default();
         self.clear_error()?;
-        let id = self.id.to_string();
 
         if input.is_null() {
             len = 0;
@@ -663,26 +845,21 @@ impl Plugin {
 
         {
             let store = &mut self.store as *mut _;
-            let linker = &mut self.linker as *mut _;
             let current_plugin = self.current_plugin_mut();
             current_plugin.store = store;
-            current_plugin.linker = linker;
         }
 
         let bytes = unsafe { std::slice::from_raw_parts(input, len) };
-        debug!(plugin = &id, "input size: {}", bytes.len());
+        debug!(plugin = %self.id, "input size: {}", bytes.len());
 
         self.reset()?;
         let handle = self.current_plugin_mut().memory_new(bytes)?;
 
-        if let Ok(f) = self
-            .linker
-            .get(&mut self.store, EXTISM_ENV_MODULE, "input_set")
-        {
+        if let Some(kernel) = self.current_plugin().kernel {
             catch_out_of_fuel!(
                 &self.store,
-                f.into_func()
-                    .unwrap()
+                kernel
+                    .input_set
                     .call(
                         &mut self.store,
                         &[Val::I64(handle.offset() as i64), Val::I64(len as i64)],
@@ -692,11 +869,10 @@ impl Plugin {
             )?;
         }
 
-        if let Ok(Extern::Global(ctxt)) =
-            self.linker
-                .get(&mut self.store, EXTISM_ENV_MODULE, "extism_context")
-        {
-            ctxt.set(&mut self.store, Val::ExternRef(host_context))
+        if let Some(kernel) = self.current_plugin().kernel {
+            kernel
+                .extism_context
+                .set(&mut self.store, Val::ExternRef(host_context))
                 .context("unable to set extism host context")?;
         }
 
@@ -705,18 +881,16 @@ impl Plugin {
 
     /// Reset Extism runtime, this will invalidate all allocated memory
     pub fn reset(&mut self) -> Result<(), Error> {
-        let id = self.id.to_string();
-
-        if let Ok(f) = self.linker.get(&mut self.store, EXTISM_ENV_MODULE, "reset") {
+        if let Some(kernel) = self.current_plugin().kernel {
             catch_out_of_fuel!(
                 &self.store,
-                f.into_func()
-                    .unwrap()
+                kernel
+                    .reset
                     .call(&mut self.store, &[], &mut [])
                     .context("extism reset failed")
             )?;
         } else {
-            error!(plugin = &id, "call to extism:host/env::reset failed");
+            error!(plugin = %self.id, "call to extism:host/env::reset failed");
         }
 
         Ok(())
@@ -838,27 +1012,25 @@ impl Plugin {
         let out_len = &mut [Val::I64(0)];
         let store = &mut self.store;
 
-        let f = self
-            .linker
-            .get(&mut *store, EXTISM_ENV_MODULE, "output_offset")
+        let f = store
+            .data()
+            .kernel
+            .map(|kernel| kernel.output_offset)
             .context("unable to set output")?;
         catch_out_of_fuel!(
             &store,
-            f.into_func()
-                .unwrap()
-                .call(&mut *store, &[], out)
+            f.call(&mut *store, &[], out)
                 .context("call to set extism output offset failed")
         )?;
 
-        let f = self
-            .linker
-            .get(&mut *store, EXTISM_ENV_MODULE, "output_length")
+        let f = store
+            .data()
+            .kernel
+            .map(|kernel| kernel.output_length)
             .context("unable to set output length")?;
         catch_out_of_fuel!(
             &store,
-            f.into_func()
-                .unwrap()
-                .call(&mut *store, &[], out_len)
+            f.call(&mut *store, &[], out_len)
                 .context("call to set extism output length failed")
         )?;
 
@@ -928,7 +1100,8 @@ impl Plugin {
                 Some(handle) => handle,
                 None => {
                     let inner: Box<dyn std::any::Any + Send + Sync> = Box::new(());
-                    let handle = ExternRef::new(&mut self.store, inner).map_err(|x| (x.into(), -1))?;
+                    let handle =
+                        ExternRef::new(&mut self.store, inner).map_err(|x| (x.into(), -1))?;
                     self.host_context = Some(handle);
                     handle
                 }
@@ -1274,13 +1447,11 @@ impl Plugin {
     pub(crate) fn clear_error(&mut self) -> Result<(), Error> {
         trace!(plugin = self.id.to_string(), "clearing error");
         self.error_msg = None;
-        let (linker, mut store) = self.linker_and_store();
-        #[allow(clippy::needless_borrows_for_generic_args)]
-        if let Ok(f) = linker.get(&mut *store, EXTISM_ENV_MODULE, "error_set") {
-            let x = f
-                .into_func()
-                .unwrap()
-                .call(&mut store, &[Val::I64(0)], &mut [])
+        if let Some(kernel) = self.current_plugin().kernel {
+            let store = &mut self.store;
+            let x = kernel
+                .error_set
+                .call(&mut *store, &[Val::I64(0)], &mut [])
                 .context("unable to clear error message");
             catch_out_of_fuel!(&store, x)?;
             Ok(())
