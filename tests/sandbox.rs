@@ -1200,9 +1200,10 @@ fn snooper() -> String {
     )
 }
 
-/// A module whose start function calls host functions (it sets a plugin variable), and whose
-/// `handle` outputs that variable.
-fn starter() -> String {
+/// A module whose initialisation calls host functions (it sets a plugin variable), and whose
+/// `handle` outputs that variable; `run` is how its initialisation is run: `(start $start)`, a
+/// WebAssembly start function, or an export such as `_initialize` that the host calls.
+fn starter(run: &str) -> String {
     format!(
         r#"(module
   (import "extism:host/env" "length" (func $length (param i64) (result i64)))
@@ -1215,7 +1216,7 @@ fn starter() -> String {
     (call $var_set
       (call $put (i32.const 1024) (i32.const 3))
       (call $put (i32.const 1040) (i32.const 14))))
-  (start $start)
+  {run}
   (func (export "handle") (result i32)
     (local $value i64)
     (local.set $value (call $var_get (call $put (i32.const 1024) (i32.const 3))))
@@ -1227,14 +1228,36 @@ fn starter() -> String {
 
 #[test]
 fn a_start_function_that_calls_the_host_reaches_its_own_instance() {
-    // The start function runs when the instance is made: ahead of the call for `fresh`, on the
-    // first call for `reuse`; its host calls act on that instance's store either way.
+    // Initialisation runs when the instance is made: ahead of the call for `fresh`, on the
+    // first call for `reuse`; its host calls act on that instance's store either way. Its
+    // siblings: `_initialize` and `__wasm_call_ctors`, which the host calls after the start
+    // function, with WASI and without (WASI's calls run on another thread).
     let store = Store::new();
-    store.add_wat("started-fresh", &starter(), "instance: fresh\n");
-    store.add_wat("started-warm", &starter(), "instance: reuse\n");
+    let kinds = [
+        ("start", "(start $start)", ""),
+        ("initialize", r#"(export "_initialize" (func $start))"#, ""),
+        ("ctors", r#"(export "__wasm_call_ctors" (func $start))"#, ""),
+        (
+            "wasi",
+            r#"(export "_initialize" (func $start))"#,
+            "wasi: true\n",
+        ),
+    ];
+    let mut functions = Vec::new();
+    for (kind, run, wasi) in kinds {
+        for instance in ["fresh", "reuse"] {
+            let name = format!("{kind}-{instance}");
+            store.add_wat(
+                &name,
+                &starter(run),
+                &format!("{wasi}instance: {instance}\n"),
+            );
+            functions.push(name);
+        }
+    }
     let lambda = Lambda::start(store.path(), &[]);
     for round in 0..3 {
-        for function in ["started-fresh", "started-warm"] {
+        for function in &functions {
             assert_eq!(
                 lambda.call(function, Value::Null),
                 json!("set by start"),
