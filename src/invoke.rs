@@ -1045,7 +1045,7 @@ fn run(
     let instantiate = match made {
         Some(waited) => waited,
         None => {
-            if let Err(error) = initialise(plugin) {
+            if let Err(error) = plugin.initialize() {
                 return Ran {
                     result: Err(error),
                     instantiate: started.elapsed(),
@@ -1068,12 +1068,6 @@ fn run(
     }
 }
 
-/// Instantiates the module of `plugin` (its start function, and `_initialize` under WASI), as
-/// its first call would.
-fn initialise(plugin: &mut Plugin) -> Result<(), extism::Error> {
-    plugin.initialize()
-}
-
 /// Why an instance could not be made ahead.
 enum Prepared {
     /// Its initialisation ran past the limit (it may only be slow).
@@ -1091,7 +1085,7 @@ fn prepare(
 ) -> Result<Plugin, Prepared> {
     let mut plugin = instantiate(manifest, compiled, cache_root).map_err(Prepared::Failed)?;
     let watch = crate::watchdog::watch(Instant::now() + limit, plugin.cancel_handle());
-    let result = initialise(&mut plugin);
+    let result = plugin.initialize();
     let interrupted = watch.interrupted();
     drop(watch);
     match result {
