@@ -345,10 +345,9 @@ impl Adapter {
             warn!(error_type = error.error_type(), %error, "invocation failed");
         }
         if self.metrics {
-            let mut out = std::io::stdout().lock();
-            for line in invocation.meter.lines() {
-                let _ = writeln!(out, "{line}");
-            }
+            let mut lines = Vec::with_capacity(640);
+            invocation.meter.write_lines(&mut lines);
+            let _ = std::io::stdout().lock().write_all(&lines);
         }
         result
     }

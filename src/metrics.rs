@@ -103,58 +103,58 @@ impl Meter {
         }
     }
 
-    /// The EMF lines, serialized: one per function called.
-    pub fn lines(&self) -> Vec<String> {
+    /// The EMF lines, serialized into `out`, each ending in a newline: one per function called.
+    /// Written to stdout with one `write` (no formatting on the way).
+    pub fn write_lines(&self, out: &mut Vec<u8>) {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|since| since.as_millis() as u64)
             .unwrap_or_default();
         let functions = self.functions.lock().expect("meter lock");
-        functions
-            .iter()
-            .map(|(function, totals)| {
-                let usage = totals.usage;
-                let line = Line {
-                    aws: Directive {
-                        timestamp,
-                        metrics: &[METRICS],
-                    },
-                    function,
-                    trigger: self.trigger,
-                    cold: self.cold,
-                    cache: if totals.miss { "miss" } else { "hit" },
-                    artifact: totals
-                        .compiled_code
-                        .map(|compiled| if compiled { "compiled" } else { "loaded" }),
-                    outcome: totals.outcome.unwrap_or("ok"),
-                    fetch_ms: ms(usage.loaded.fetch),
-                    compile_ms: ms(usage.loaded.compile),
-                    instantiate_ms: ms(usage.instantiate),
-                    call_ms: ms(usage.call),
-                    host_calls: usage.host.iter().map(|(calls, _)| calls).sum(),
-                    host_ms: ms(usage.host.iter().map(|(_, took)| *took).sum()),
-                    host: FAMILIES
-                        .iter()
-                        .zip(usage.host)
-                        .filter(|(_, (calls, _))| *calls > 0)
-                        .map(|(family, (calls, took))| {
-                            (
-                                *family,
-                                HostLine {
-                                    calls,
-                                    ms: ms(took),
-                                },
-                            )
-                        })
-                        .collect(),
-                    calls: totals.calls,
-                    errors: totals.errors,
-                    request_id: &self.request_id,
-                    trace_id: self.trace_id.as_deref(),
-                };
-                serde_json::to_string(&line).expect("a metrics line serializes")
-            })
-            .collect()
+        for (function, totals) in functions.iter() {
+            let usage = totals.usage;
+            let line = Line {
+                aws: Directive {
+                    timestamp,
+                    metrics: &[METRICS],
+                },
+                function,
+                trigger: self.trigger,
+                cold: self.cold,
+                cache: if totals.miss { "miss" } else { "hit" },
+                artifact: totals
+                    .compiled_code
+                    .map(|compiled| if compiled { "compiled" } else { "loaded" }),
+                outcome: totals.outcome.unwrap_or("ok"),
+                fetch_ms: ms(usage.loaded.fetch),
+                compile_ms: ms(usage.loaded.compile),
+                instantiate_ms: ms(usage.instantiate),
+                call_ms: ms(usage.call),
+                host_calls: usage.host.iter().map(|(calls, _)| calls).sum(),
+                host_ms: ms(usage.host.iter().map(|(_, took)| *took).sum()),
+                host: FAMILIES
+                    .iter()
+                    .zip(usage.host)
+                    .filter(|(_, (calls, _))| *calls > 0)
+                    .map(|(family, (calls, took))| {
+                        (
+                            *family,
+                            HostLine {
+                                calls,
+                                ms: ms(took),
+                            },
+                        )
+                    })
+                    .collect(),
+                calls: totals.calls,
+                errors: totals.errors,
+                request_id: &self.request_id,
+                trace_id: self.trace_id.as_deref(),
+            };
+            // Serializing borrowed strings and numbers into memory cannot fail.
+            serde_json::to_writer(&mut *out, &line).expect("a metrics line serializes");
+            out.push(b'\n');
+        }
     }
 }
 
@@ -282,9 +282,11 @@ mod tests {
             reason: "poison".into(),
         };
         meter.record("worker", usage, Some(&failure));
-        let lines = meter.lines();
+        let mut out = Vec::new();
+        meter.write_lines(&mut out);
+        let lines: Vec<&[u8]> = out.split_inclusive(|b| *b == b'\n').collect();
         assert_eq!(lines.len(), 1);
-        let line: Value = serde_json::from_str(&lines[0]).unwrap();
+        let line: Value = serde_json::from_slice(lines[0]).unwrap();
         assert_eq!(line["function"], "worker");
         assert_eq!(line["calls"], 2);
         assert_eq!(line["errors"], 1);

@@ -153,6 +153,45 @@ fn functions_receive_the_normalized_request_and_base64_bodies_pass_both_ways() {
     assert_eq!(request["query"], json!({"lang": "en", "tag": "a,b"}));
     assert_eq!(request["source_ip"], "1.2.3.4");
 
+    // v2 is read from the event's JSON: header names lower-cased (of two spellings of one name
+    // the later wins), arrays of values joined, a value that is not visible ASCII left empty.
+    let mut spelled = v2_get("/echo/h");
+    spelled["headers"] =
+        json!({"X-Tag": "a", "x-tag": "b", "x-many": ["1", "2"], "x-utf8": "café"});
+    spelled["queryStringParameters"] = json!({"ids": ["3", "4"]});
+    let answer = lambda.invoke(&spelled);
+    let request: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        request["headers"],
+        json!({"x-tag": "b", "x-many": "1, 2", "x-utf8": ""})
+    );
+    assert_eq!(request["query"], json!({"ids": "3,4"}));
+    // A field the envelope carries of the wrong type is named; the next request is served.
+    for (field, value, named) in [
+        ("headers", json!({"x-bad": "a\r\nb"}), "header `x-bad`"),
+        ("headers", json!({"bad name": "x"}), "`bad name`"),
+        ("rawPath", json!(7), "`rawPath` must be a string"),
+        ("cookies", json!("a=1"), "`cookies` must be an array"),
+        (
+            "body",
+            json!({"not": "a string"}),
+            "`body` must be a string",
+        ),
+    ] {
+        let mut broken = v2_get("/echo/broken");
+        broken[field] = value;
+        let answer = lambda.invoke(&broken);
+        assert_error(&answer, "InvalidRequest", named);
+        assert!(
+            answer["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("malformed HTTP API v2 request"),
+            "{answer}"
+        );
+    }
+    assert_eq!(lambda.invoke(&v2_get("/echo/after"))["statusCode"], 200);
+
     let logo = lambda.invoke(&v2_get("/logo.png"));
     assert_eq!(logo["isBase64Encoded"], true, "{logo}\n{}", lambda.logs());
     assert_eq!(logo["body"], "iVBORw0KGgo=");
