@@ -2,7 +2,7 @@
 # install what they need (wasm target, a project-local virtualenv with cargo-lambda and an
 # S3-compatible server) and start what they need.
 
-.PHONY: all build functions plugins run test template sam-build bench lint fmt tools clean
+.PHONY: all build vendored functions plugins run test template sam-build bench lint fmt tools clean
 
 VENV        := .venv
 TOOLS_STAMP := $(VENV)/.tools-installed
@@ -13,8 +13,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 all: build functions
 
-build:
+build: vendored
 	cargo build --bins
+
+# Extism's kernel, a binary of the published crate vendor/extism is made from, is not kept in
+# git: unpacked from that crate (cargo's download cache, else crates.io), checked against the
+# SHA-256 vendor/patches/extism/UPSTREAM names, before anything builds.
+KERNEL := vendor/extism/src/extism-runtime.wasm
+vendored: $(KERNEL)
+$(KERNEL):
+	python3 vendor/patches/vendor.py unpack
 
 # Python tools, pinned to a major version, in a virtualenv inside the project (reinstalled when
 # this list changes): the Lambda Runtime API emulator, an S3-compatible server, the SAM CLI.
@@ -59,7 +67,7 @@ else
 RUN_AWS_ENV := $(foreach v,AWS_PROFILE AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
                AWS_SESSION_TOKEN KV_TABLE SOURCE_NAMES,$(if $($(v)),$(v)=$($(v))))
 endif
-run: functions
+run: vendored functions
 	cargo build --bin wasm-lambda
 	@trap 'kill 0' INT TERM EXIT; \
 	if [ "$(AWS)" = local ]; then \
@@ -80,7 +88,7 @@ template: tools
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
 
 # What `sam build` makes for Lambda: the arm64 bootstrap (release build, cross-compiled with zig).
-sam-build: tools
+sam-build: vendored tools
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam build --beta-features
 	@python3 -c "import sys; h = open(sys.argv[1], 'rb').read(20); \
 		ok = h[:4] == b'\x7fELF' and int.from_bytes(h[18:20], 'little') == 183; \
@@ -88,19 +96,19 @@ sam-build: tools
 		sys.exit(0 if ok else 1)" \
 		.aws-sam/build/Bootstrap/bootstrap
 
-test: functions plugins template
+test: vendored functions plugins template
 	cargo test --all-targets
 	cargo test --doc
 
 # Side-by-side measurements against a native Rust Lambda, cold paths, init and memory, in one run
 # of release builds; writes BENCHMARKS.md.
-bench: functions plugins
+bench: vendored functions plugins
 	cargo build --release --example native_hello
 	cargo bench --bench harness
 
 # Besides format and clippy: the vendored Extism is the published crate plus vendor/patches/,
 # and the resolved wasmtime is a release line with security support (README: Security).
-lint:
+lint: vendored
 	python3 vendor/patches/vendor.py check
 	python3 vendor/patches/wasmtime_support.py
 	cargo fmt --check

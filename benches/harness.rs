@@ -1387,10 +1387,10 @@ fn main() {
         doc,
         "Process start to the first `/next` (init), functions in S3 (moto on loopback) as \
          `wasm-lambda publish` leaves them, with the manifest index; RSS at that moment. The \
-         store is listed beside the first invocations, not during init: `first routed answer` is \
-         process start to the answer of the first invocation that needs the routing table (an \
-         HTTP request for the first function, handed out on the first `/next`), which waits for \
-         the listing (and one read of the index) and a compile. Median of {TRIALS}.\n"
+         store is listed once the first invocation has answered, not during init: `first routed \
+         answer` is process start to the answer of the first invocation that needs the routing \
+         table (an HTTP request for the first function, handed out on the first `/next`), which \
+         lists the store itself (and reads the index once) and compiles. Median of {TRIALS}.\n"
     );
     let _ = writeln!(
         doc,

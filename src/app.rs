@@ -122,7 +122,7 @@ pub struct Adapter {
     /// What a custom resource's outcome PUT may reach (the response URL comes in the event).
     egress: EgressPolicy,
     /// Whether init listed the store (it does when `PREWARM` names functions to compile then);
-    /// otherwise [`Adapter::load_catalog`] lists it beside the first invocations.
+    /// otherwise [`Adapter::load_catalog`] lists it once the first invocation has answered.
     loaded_at_init: bool,
 }
 
@@ -151,7 +151,8 @@ impl Adapter {
         Ok(())
     }
 
-    /// Builds the store, cache and catalog, loads the catalog and compiles `PREWARM` functions.
+    /// Builds the store, cache and catalog; with `PREWARM`, lists the store and compiles those
+    /// functions.
     pub async fn init(config: Config) -> anyhow::Result<Adapter> {
         let store = Adapter::store_for(&config).await?;
         Adapter::with_store(config, store).await
@@ -205,7 +206,8 @@ impl Adapter {
         );
         let capabilities = Arc::clone(&options.capabilities);
         let egress = options.egress.clone();
-        // While the catalog loads: the kernel every plugin embeds, into the compile cache.
+        // The kernel every plugin embeds, into the compile cache (while the catalog loads, with
+        // `PREWARM`).
         let kernel = {
             let options = options.clone();
             tokio::task::spawn_blocking(move || warm_kernel(&options))
@@ -230,9 +232,10 @@ impl Adapter {
             egress,
             loaded_at_init: config.prewarm != Prewarm::None,
         };
-        // The listing need not hold up init: the first invocation that routes waits for it, a
-        // direct invocation reads its function's manifest itself. Only compiling functions at
-        // init (`PREWARM`) needs it now.
+        // The listing need not hold up init (the bootstrap starts it once the first invocation
+        // has answered): an invocation that routes before then lists the store itself, a direct
+        // invocation reads its function's manifest itself. Only compiling functions at init
+        // (`PREWARM`) needs it now.
         if adapter.loaded_at_init {
             let loaded = adapter.load_catalog().await;
             let _ = kernel.await;
@@ -266,7 +269,7 @@ impl Adapter {
                 Some(snapshot)
             }
             Err(error) => {
-                warn!(%error, "function store unavailable at init; retrying on each invocation");
+                warn!(%error, "function store unavailable for its listing; retrying on each invocation");
                 None
             }
         }

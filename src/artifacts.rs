@@ -9,12 +9,12 @@
 //! - **Across the fleet**, the function store keeps a bundle of those entries next to the
 //!   modules (`_compiled/<engine>/<module sha256>` under the S3 prefix, where `<engine>` is a
 //!   hash of wasmtime's version, the target and its CPU features, and the engine settings; see
-//!   [`ArtifactKey`]): one object that carries the module too. When the store's recent listing
-//!   shows the bundle, a cold environment fetches only it (one request); when it shows none,
-//!   only the module; when it cannot tell, both at once. It writes the entries into its cache
-//!   before compiling, so wasmtime loads instead of compiling; an environment that did compile
-//!   uploads the entries that appeared, with the module, in the background, when its role may
-//!   write there.
+//!   [`ArtifactKey`]): one object that carries the module too. A cold environment asks for the
+//!   bundle first (one request when there is one), then for the module only if there is none;
+//!   when the store's recent listing shows none, only for the module. It writes the entries
+//!   into its cache before compiling, so wasmtime loads instead of compiling; an environment
+//!   that did compile uploads the entries that appeared, with the module, in the background,
+//!   when its role may write there.
 //!
 //! Only what this runtime wrote is loaded: every entry it writes (compiled here, or from a
 //! bundle) is recorded by its identity on disk (inode, size, change time, which no file write
@@ -599,7 +599,10 @@ impl Artifacts {
             Ok(None) => return Downloaded::default(),
             Err(error) => {
                 debug!(%key, %error, "no compiled artifacts from the store");
-                return Downloaded::default();
+                return Downloaded {
+                    unanswered: Some(error.to_string()),
+                    ..Downloaded::default()
+                };
             }
         };
         let Some(entries) = unbundle(&bundle) else {
@@ -719,6 +722,8 @@ pub struct Downloaded {
     pub entries: usize,
     /// The module the entries were compiled from, as the bundle carries it.
     pub module: Option<Bytes>,
+    /// Why the store gave no answer for the bundle, if it gave none.
+    pub unanswered: Option<String>,
 }
 
 /// The bundle's entry holding the module itself (not a cache entry: those are

@@ -1,13 +1,20 @@
 //! The Lambda custom runtime's loop: the tokio runtime, the Runtime API client and the adapter.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use lambda_runtime::tower::{ServiceExt, layer::layer_fn};
 use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::trigger::Payload;
 use crate::{Adapter, Config};
+
+/// How long the first invocation's environment waits for the store's listing before it asks for
+/// the next invocation (billed once per environment; a store of about 100 functions is listed
+/// within it).
+const FIRST_LISTING_WAIT: Duration = Duration::from_millis(100);
 
 /// Installs the log subscriber as Lambda configures it (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`,
 /// else info; `AWS_LAMBDA_LOG_FORMAT=JSON`), as `lambda_runtime`'s default does, but with colours
@@ -59,14 +66,11 @@ async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     // Store, catalog, routes and plugin cache: built once, shared by every invocation.
     let adapter = Arc::new(Adapter::init(config).await?);
     adapter.serve_invocations();
-    // The store's listing goes on beside the first invocations (the runtime's thread is idle
-    // while it waits for one); init is over without it.
-    if !adapter.loaded_at_init() {
-        let adapter = Arc::clone(&adapter);
-        tokio::spawn(async move {
-            adapter.load_catalog().await;
-        });
-    }
+    // Init is over without the store's listing: it starts once the first invocation has
+    // answered, so a cold first call has the network and the thread to itself (an invocation
+    // that routes before then lists the store itself).
+    let listing_due = Arc::new(AtomicBool::new(!adapter.loaded_at_init()));
+    info!("ready for invocations");
 
     let handler = {
         let adapter = Arc::clone(&adapter);
@@ -87,11 +91,23 @@ async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     Runtime::new(handler)
         .layer(TracingLayer::new())
         // Outermost: once the response is posted, and before the next invocation is asked for,
-        // the work the call left (the next `instance: fresh` instance).
+        // the work the call left (the next `instance: fresh` instance). After the first, the
+        // store's listing starts, and is waited for a little, so that a small store is listed
+        // before Lambda freezes an environment with no invocation waiting; a larger one's
+        // listing goes on beside the invocations that follow.
         .layer(layer_fn(move |inner| {
             let adapter = Arc::clone(&adapter);
-            ServiceExt::map_result(inner, move |result| {
+            let listing_due = Arc::clone(&listing_due);
+            ServiceExt::then(inner, move |result| async move {
                 adapter.after_response();
+                if listing_due.load(Ordering::Relaxed) && listing_due.swap(false, Ordering::Relaxed)
+                {
+                    let adapter = Arc::clone(&adapter);
+                    let listing = tokio::spawn(async move {
+                        adapter.load_catalog().await;
+                    });
+                    let _ = tokio::time::timeout(FIRST_LISTING_WAIT, listing).await;
+                }
                 result
             })
         }))

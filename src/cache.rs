@@ -55,6 +55,13 @@ impl PluginCache {
         }
     }
 
+    /// The compiled function for `key` if the cache holds it: the warm path, with no miss to
+    /// build and nothing to report. A hit leaves the newest versions as they are: a key found
+    /// that is not its function's newest was found in a race with the newer one's insert.
+    pub async fn get(&self, key: &PluginKey) -> Option<Arc<CompiledFunction>> {
+        self.cache.get(key).await
+    }
+
     /// The compiled function for `key`, from `miss` when the cache does not hold it (the loader
     /// fetches and compiles), and whether this call loaded it (a miss) or found it.
     pub async fn get_or_insert<F>(
@@ -103,18 +110,23 @@ impl PluginCache {
         if fresh && self.evicted.swap(false, Ordering::Relaxed) {
             tokio::task::spawn_blocking(release_freed_memory);
         }
+        self.serving(&key).await;
+        Ok((compiled, loaded))
+    }
+
+    /// Notes `key` as its function's newest version, dropping the one it replaces.
+    async fn serving(&self, key: &PluginKey) {
         let replaced = {
             let mut newest = self.newest.lock().expect("newest keys lock");
             match newest.get(&key.function) {
-                Some(current) if *current == key => None,
-                _ => newest.insert(key.function.clone(), key),
+                Some(current) if current == key => None,
+                _ => newest.insert(key.function.clone(), key.clone()),
             }
         };
         if let Some(old) = replaced {
             // Calls still running on the old version hold their own reference and finish on it.
             self.cache.invalidate(&old).await;
         }
-        Ok((compiled, loaded))
     }
 }
 

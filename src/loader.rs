@@ -1,8 +1,9 @@
 //! The loader: from a function's manifest to its compiled function. On a cache miss it fetches
-//! the module (checked against its digest) and the fleet's compiled artifacts at once, compiles
-//! (or loads what the artifacts hold), shares what compiling wrote, and returns the compiled
-//! function with its load figures. In a published store a version that does not load falls
-//! back to the last one that did; a version known not to load is not fetched again.
+//! the fleet's compiled artifacts, which carry the module, else the module alone (either checked
+//! against its digest), compiles (or loads what the artifacts hold), shares what compiling
+//! wrote, and returns the compiled function with its load figures. In a published store a
+//! version that does not load falls back to the last one that did; a version known not to load
+//! is not fetched again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,10 +85,13 @@ impl Loader {
         match self.load(entry, deadline).await {
             Ok(function) => {
                 if self.published {
-                    self.loaded
-                        .lock()
-                        .expect("loaded lock")
-                        .insert(name.clone(), Arc::clone(entry));
+                    let mut loaded = self.loaded.lock().expect("loaded lock");
+                    if !loaded
+                        .get(name)
+                        .is_some_and(|good| Arc::ptr_eq(good, entry))
+                    {
+                        loaded.insert(name.clone(), Arc::clone(entry));
+                    }
                 }
                 Ok(function)
             }
@@ -125,6 +129,9 @@ impl Loader {
             module: module_digest.clone(),
             manifest: entry.digest.clone(),
         };
+        if let Some(function) = self.plugins.get(&key).await {
+            return Ok((function, Loaded::default()));
+        }
         if let Some(error) = self.broken.lock().expect("broken lock").get(&key) {
             return Err(error.clone());
         }
@@ -158,47 +165,56 @@ impl Loader {
                 }
                 Ok(bytes)
             };
-            // The compiled artifacts from the store, unless they are here already or the store's
-            // recent listing shows none. A bundle carries its module: when the listing shows
-            // one, it is the only request; when it cannot tell, both are fetched at once.
+            // The compiled artifacts from the store, unless they are here already, the store
+            // keeps none, or its recent listing shows none. A bundle carries its module, so it
+            // is asked for first (alone when the module is not here), and the module only if
+            // there is no bundle: one request when the store holds one, as `publish` leaves it;
+            // one more round trip before a compile when it does not.
             let listed = match &artifacts {
-                Some(artifacts) if !artifacts.has_compiled(&artifact_key) => self
-                    .store
-                    .artifact_listed(&artifact_key.to_string(), self.revalidate_after),
+                Some(artifacts)
+                    if self.store.keeps_artifacts() && !artifacts.has_compiled(&artifact_key) =>
+                {
+                    self.store
+                        .artifact_listed(&artifact_key.to_string(), self.revalidate_after)
+                }
                 _ => Some(false),
             };
-            let module = async {
-                match local {
-                    Some(bytes) => Some(Ok(bytes)),
-                    None if listed == Some(true) => None,
-                    None => Some(fetch_checked().await),
+            // A store that has not answered for the bundle within three quarters of the time
+            // left is taken as unavailable: the rest is for the last good version to serve.
+            let downloaded = match &artifacts {
+                Some(artifacts) if listed != Some(false) => {
+                    let wait = deadline.saturating_duration_since(Instant::now()) * 3 / 4;
+                    let download = artifacts.download(self.store.as_ref(), &artifact_key);
+                    tokio::time::timeout(wait, download)
+                        .await
+                        .unwrap_or_else(|_| Downloaded {
+                            unanswered: Some(format!(
+                                "compiled artifacts {artifact_key}: no answer within {} ms",
+                                wait.as_millis()
+                            )),
+                            ..Downloaded::default()
+                        })
                 }
+                _ => Downloaded::default(),
             };
-            let compiled = async {
-                match &artifacts {
-                    Some(artifacts) if listed != Some(false) => {
-                        let remaining = deadline.saturating_duration_since(Instant::now());
-                        let download = artifacts.download(self.store.as_ref(), &artifact_key);
-                        tokio::time::timeout(remaining, download)
-                            .await
-                            .unwrap_or_default()
-                    }
-                    _ => Downloaded::default(),
-                }
-            };
-            let (bytes, downloaded) = futures::join!(module, compiled);
-            let bytes = match bytes {
-                Some(bytes) => bytes?,
+            let bytes = match (local, downloaded.module) {
+                (Some(bytes), _) => bytes,
                 // The bundle's module, if it is the one expected; else the module itself.
-                None => match downloaded.module {
-                    Some(bytes) if sha256_hex(&bytes) == module_digest => bytes,
-                    other => {
-                        if other.is_some() {
-                            warn!(function = %manifest.name, key = %artifact_key, "compiled artifacts carry another module than the manifest names; fetching it");
-                        }
-                        fetch_checked().await?
+                (None, Some(bytes)) if sha256_hex(&bytes) == module_digest => bytes,
+                // A store that gave no answer for the bundle is not asked for the module too: the
+                // call fails now, with the time it has left for the last good version.
+                (None, None) if downloaded.unanswered.is_some() => {
+                    return Err(Error::StoreUnavailable {
+                        function: manifest.name.clone(),
+                        reason: downloaded.unanswered.unwrap_or_default(),
+                    });
+                }
+                (None, other) => {
+                    if other.is_some() {
+                        warn!(function = %manifest.name, key = %artifact_key, "compiled artifacts carry another module than the manifest names; fetching it");
                     }
-                },
+                    fetch_checked().await?
+                }
             };
             let downloaded = downloaded.entries;
             if let Some(published) = published.filter(|_| !already_kept) {

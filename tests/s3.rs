@@ -76,8 +76,8 @@ fn a_cold_environment_loads_from_s3_and_revalidation_is_a_conditional_get() {
     let s3 = published();
     const INTERVAL: Duration = Duration::from_secs(3);
     let lambda = lambda_on(&s3, &[("REVALIDATE_AFTER", "3s")]);
-    assert!(lambda.logs().contains("functions=2"), "{}", lambda.logs());
     assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
+    lambda.wait_for_log("functions=2", Duration::from_secs(30));
     assert_eq!(lambda.call("echo", json!([1])), json!([1]));
     // What this cold environment compiled is shared in the background; let that settle.
     eventually(Duration::from_secs(30), "compiled artifacts shared", || {
@@ -305,7 +305,6 @@ fn a_store_that_never_answers_fails_the_call_before_its_deadline() {
         ("DEADLINE_MARGIN", "500ms"),
     ]);
     let lambda = Lambda::launch_with_timeout(&env, Duration::from_secs(2));
-    assert!(lambda.logs().contains("function store unavailable at init"));
 
     for _ in 0..2 {
         let started = Instant::now();
@@ -332,6 +331,62 @@ fn a_store_that_never_answers_fails_the_call_before_its_deadline() {
         assert!(!body.contains(internal), "{internal} in {body}");
     }
     assert!(started.elapsed() < Duration::from_secs(2));
+    // The listing, started once the first call had answered, gives up and says so.
+    eventually(Duration::from_secs(60), "the listing's warning", || {
+        lambda
+            .logs()
+            .contains("function store unavailable for its listing")
+    });
+}
+
+#[test]
+fn a_store_that_gives_no_answer_for_the_bundle_is_not_asked_for_the_module_too() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let store = local_store("Hello");
+    let (ok, stdout, stderr) = s3.publish(
+        BUCKET,
+        &["--target", "host", store.path().to_str().unwrap()],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let module = std::fs::read(common::built_function("echo")).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&module));
+
+    // Manifests and modules are served; the compiled artifacts' requests go unanswered.
+    let unanswered = |head: String| {
+        let line = head.lines().next().unwrap_or_default();
+        (!line.contains("/_compiled/")).then_some(head)
+    };
+    let port = common::proxy(s3.port, Some(std::sync::Arc::new(unanswered)), None);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let vars = s3.env();
+    let mut env: Vec<(&str, &str)> = vars
+        .iter()
+        .filter(|(name, _)| *name != "AWS_ENDPOINT_URL_S3")
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    env.extend([
+        ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+        ("FUNCTIONS_BUCKET", BUCKET),
+        ("DEADLINE_MARGIN", "500ms"),
+    ]);
+    let lambda = Lambda::launch_with_timeout(&env, Duration::from_secs(4));
+    let before = s3.requests().len();
+    let started = Instant::now();
+    let answer = lambda.call("echo", json!(1));
+    assert_error(&answer, "StoreUnavailable", "compiled artifacts");
+    assert!(started.elapsed() < Duration::from_secs(4), "{answer}");
+    let requests = s3.requests()[before..].to_vec();
+    // Its manifest came through; its module was not asked for.
+    assert!(
+        count(&requests, &format!("GET /{BUCKET}/echo/manifest.yaml")) >= 1,
+        "{requests:#?}"
+    );
+    assert_eq!(
+        count(&requests, &format!("GET /{BUCKET}/echo/{digest}.wasm")),
+        0,
+        "{requests:#?}"
+    );
 }
 
 #[test]
@@ -516,19 +571,32 @@ fn compiled_artifacts_are_shared_through_the_store() {
     let artifact_get = format!("GET /{BUCKET}/_compiled/");
     let module_get = format!("GET /{BUCKET}/echo/{digest}.wasm");
 
-    // A cold environment compiles, and shares what it compiled. Its listing showed no
-    // artifacts, so it did not ask for them.
+    // A cold environment compiles, and shares what it compiled. Its first call came before the
+    // store's listing: the bundle was asked for first, and there was none, so the module.
     let first = tempfile::tempdir().unwrap();
     let lambda = environment(&first);
     assert_eq!(lambda.call("echo", json!("a")), json!("a"));
     assert_eq!(last_metrics(&lambda, "echo")["artifact"], "compiled");
     let requests = s3.requests();
-    assert_eq!(count(&requests, &artifact_get), 0, "{requests:#?}");
+    assert_eq!(count(&requests, &artifact_get), 1, "{requests:#?}");
     assert_eq!(count(&requests, &module_get), 1, "{requests:#?}");
     lambda.wait_for_log(
         "compiled artifacts shared with the fleet",
         Duration::from_secs(30),
     );
+    // Once the first call has answered, the store is listed: it shows no bundle for hello, so
+    // hello's first call asks for its module alone.
+    lambda.wait_for_log("catalog loaded", Duration::from_secs(30));
+    let hello = std::fs::read(common::built_function("hello")).unwrap();
+    let hello_get = format!(
+        "GET /{BUCKET}/hello/{}.wasm",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&hello))
+    );
+    let before = s3.requests().len();
+    assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");
+    let requests = s3.requests()[before..].to_vec();
+    assert_eq!(count(&requests, &artifact_get), 0, "{requests:#?}");
+    assert_eq!(count(&requests, &hello_get), 1, "{requests:#?}");
     let shared = bundle().expect("a bundle of compiled artifacts in the store");
     let paths: Vec<String> = wasm_lambda::artifacts::unbundle(&shared)
         .unwrap()
@@ -549,8 +617,8 @@ fn compiled_artifacts_are_shared_through_the_store() {
     assert_eq!(last_metrics(&lambda, "echo")["artifact"], "loaded");
     drop(lambda);
 
-    // Another cold environment, with nothing in its /tmp, loads them instead of compiling; its
-    // listing showed them, and the bundle carries the module: one request.
+    // Another cold environment, with nothing in its /tmp, loads them instead of compiling; the
+    // bundle, asked for first, carries the module: one request.
     let second = tempfile::tempdir().unwrap();
     let lambda = environment(&second);
     let before = s3.requests().len();
@@ -649,8 +717,8 @@ fn published_artifacts_load_with_no_compile_and_an_arm64_one_is_refused_here() {
         .unwrap()
         .clone();
 
-    // A cold environment loads what publish compiled: no compile, one request (the bundle
-    // carries the module), nothing shared back.
+    // A cold environment loads what publish compiled: no compile, no module fetched (the
+    // bundle carries it), nothing shared back.
     let environment =
         |tmp: &tempfile::TempDir| lambda_on(&s3, &[("TMPDIR", tmp.path().to_str().unwrap())]);
     let first = tempfile::tempdir().unwrap();
@@ -662,8 +730,13 @@ fn published_artifacts_load_with_no_compile_and_an_arm64_one_is_refused_here() {
     assert_eq!(last_metrics(&lambda, "hello")["artifact"], "loaded");
     let requests = s3.requests()[before..].to_vec();
     assert_eq!(
-        count(&requests, &format!("GET /{BUCKET}/echo/")),
+        count(&requests, &format!("GET /{BUCKET}/echo/{digest}.wasm")),
         0,
+        "{requests:#?}"
+    );
+    assert_eq!(
+        count(&requests, &format!("GET /{BUCKET}/{host_key}")),
+        1,
         "{requests:#?}"
     );
     assert!(!lambda.logs().contains("compiled artifacts shared"));
@@ -741,23 +814,25 @@ fn a_cold_start_reads_the_manifest_index_instead_of_each_manifest() {
         .as_bytes(),
     );
 
+    // The first routed call lists the store: the index is read once, and the changed manifest
+    // on its own.
     let before = s3.requests().len();
     let lambda = lambda_on(&s3, &[]);
-    assert!(lambda.logs().contains("functions=12"), "{}", lambda.logs());
-    let init = s3.requests()[before..].to_vec();
+    assert_eq!(lambda.url("GET", "/c00", None).2, "\"c00\"");
+    lambda.wait_for_log("functions=12", Duration::from_secs(30));
+    let listed = s3.requests()[before..].to_vec();
     assert_eq!(
-        count(&init, "GET /functions/_manifests.json"),
+        count(&listed, "GET /functions/_manifests.json"),
         1,
-        "{init:#?}"
+        "{listed:#?}"
     );
-    let manifest_reads: Vec<&String> = init
+    let manifest_reads: Vec<&String> = listed
         .iter()
         .filter(|line| line.contains("/manifest.yaml"))
         .collect();
     assert_eq!(manifest_reads.len(), 1, "{manifest_reads:#?}");
     assert!(manifest_reads[0].contains("GET /functions/c05/manifest.yaml"));
 
-    assert_eq!(lambda.url("GET", "/c00", None).2, "\"c00\"");
     assert_eq!(lambda.url("GET", "/moved", None).2, "\"c05\"");
     assert_eq!(lambda.url("GET", "/c05", None).0, 404);
     assert_eq!(lambda.url("GET", "/hello/ada", None).2, "Hello, ada!\n");

@@ -68,8 +68,9 @@ pub trait FunctionStore: Send + Sync + 'static {
     }
 
     /// The bundle of compiled artifacts the store keeps as `key` (`<engine>/<module digest>`), if
-    /// any.
-    /// A store that keeps none has none.
+    /// any: `None` when the store answered without one (none, or none this role may read), an
+    /// error only when it gave no answer, so the module, from the same store, is not asked for
+    /// after it. A store that keeps none has none.
     async fn artifact_bundle(&self, _key: &str) -> Result<Option<Bytes>, StoreError> {
         Ok(None)
     }

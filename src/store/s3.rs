@@ -84,6 +84,13 @@ pub struct S3Store {
     bundles: Arc<Mutex<Option<ListedBundles>>>,
 }
 
+/// A read that failed, and whether S3 answered it (with an error status) or gave no answer at
+/// all (no connection, none in time, the body cut off).
+struct GetFailed {
+    error: StoreError,
+    answered: bool,
+}
+
 /// When a listing was made, and the compiled-artifact bundles it showed.
 type ListedBundles = (Instant, HashSet<String>);
 
@@ -153,6 +160,11 @@ impl S3Store {
         key: &str,
         known: Option<&Version>,
     ) -> Result<Option<Stored>, StoreError> {
+        self.get(key, known).await.map_err(|failed| failed.error)
+    }
+
+    /// Like [`S3Store::read_key`], saying too whether S3 answered when it failed.
+    async fn get(&self, key: &str, known: Option<&Version>) -> Result<Option<Stored>, GetFailed> {
         let location = format!("s3://{}/{key}", self.bucket);
         let mut request = self.client.get_object().bucket(&self.bucket).key(key);
         if let Some(known) = known {
@@ -167,9 +179,16 @@ impl S3Store {
                 if let SdkError::ServiceError(service) = &error
                     && matches!(service.err(), GetObjectError::NoSuchKey(_))
                 {
-                    return Err(StoreError::NotFound(location));
+                    return Err(GetFailed {
+                        error: StoreError::NotFound(location),
+                        answered: true,
+                    });
                 }
-                return Err(self.unavailable(location, error));
+                let answered = error.raw_response().is_some();
+                return Err(GetFailed {
+                    error: self.unavailable(location, error),
+                    answered,
+                });
             }
         };
         let version = Version(output.e_tag().unwrap_or_default().to_string());
@@ -177,9 +196,12 @@ impl S3Store {
             .body
             .collect()
             .await
-            .map_err(|error| StoreError::Unavailable {
-                location,
-                reason: error.to_string(),
+            .map_err(|error| GetFailed {
+                error: StoreError::Unavailable {
+                    location,
+                    reason: error.to_string(),
+                },
+                answered: false,
             })?
             .into_bytes();
         Ok(Some(Stored { bytes, version }))
@@ -281,10 +303,19 @@ impl FunctionStore for S3Store {
     }
 
     async fn artifact_bundle(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        match self.read_key(&self.artifact_key(key), None).await {
+        match self.get(&self.artifact_key(key), None).await {
             Ok(stored) => Ok(stored.map(|s| s.bytes)),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(error) => Err(error),
+            // S3 answered: no bundle, or none this role may read (a policy on `_compiled/`).
+            Err(GetFailed {
+                error,
+                answered: true,
+            }) => {
+                if !matches!(error, StoreError::NotFound(_)) {
+                    debug!(%error, "compiled artifacts not readable");
+                }
+                Ok(None)
+            }
+            Err(GetFailed { error, .. }) => Err(error),
         }
     }
 

@@ -169,7 +169,7 @@ impl Lambda {
         wait_for_port(port, || emulator.output.lock().unwrap().clone());
 
         let runtime_port = match timeout {
-            Some(timeout) => DeadlineProxy::start(port, timeout),
+            Some(timeout) => deadline_proxy(port, timeout),
             None => port,
         };
         let mut bootstrap = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
@@ -209,17 +209,14 @@ impl Lambda {
             agent,
             _tmp: tmp,
         };
-        // Init is over when the catalog is loaded (or the store found unavailable). Above
-        // info nothing says so; invocations then simply queue until the bootstrap is ready.
+        // Init is over when the bootstrap says it is ready for invocations. Above info nothing
+        // says so; invocations then simply queue until it is.
         let quiet = env.iter().any(|(name, value)| {
             *name == "AWS_LAMBDA_LOG_LEVEL"
                 && matches!(value.to_ascii_uppercase().as_str(), "WARN" | "ERROR")
         });
         let started = Instant::now();
-        while !quiet
-            && !lambda.logs().contains("catalog loaded")
-            && !lambda.logs().contains("unavailable at init")
-        {
+        while !quiet && !lambda.logs().contains("ready for invocations") {
             assert!(
                 started.elapsed() < Duration::from_secs(120),
                 "bootstrap did not start:\n{}\nemulator:\n{}",
@@ -317,84 +314,113 @@ impl Lambda {
     }
 }
 
+/// How a [`proxy`] passes the heads of the HTTP messages of one direction: each as the edit
+/// returns it, or, when it returns `None`, nothing more on that connection, which is held open,
+/// silent. Bodies (by `content-length`) pass unchanged.
+pub type HeadEdit = Arc<dyn Fn(String) -> Option<String> + Send + Sync>;
+
+/// Listens on a free loopback port and forwards every connection to `upstream`, the requests'
+/// heads through `requests` and the responses' through `responses` (a direction without an edit
+/// is copied as it is). Returns the port.
+pub fn proxy(upstream: u16, requests: Option<HeadEdit>, responses: Option<HeadEdit>) -> u16 {
+    let port = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let (client_in, server_out) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let requests = requests.clone();
+            std::thread::spawn(move || relay(client_in, server_out, requests));
+            let responses = responses.clone();
+            std::thread::spawn(move || relay(server, client, responses));
+        }
+    });
+    port
+}
+
+/// Copies from `from` to `to`, each message's head through `edit` (see [`HeadEdit`]).
+fn relay(mut from: TcpStream, mut to: TcpStream, edit: Option<HeadEdit>) {
+    use std::io::Write;
+    let Some(edit) = edit else {
+        let _ = std::io::copy(&mut from, &mut to);
+        return;
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    // Body bytes of the current message still to pass through unchanged.
+    let mut body_left = 0usize;
+    loop {
+        if body_left > 0 && !pending.is_empty() {
+            let take = body_left.min(pending.len());
+            let body: Vec<u8> = pending.drain(..take).collect();
+            body_left -= take;
+            if to.write_all(&body).is_err() {
+                return;
+            }
+            continue;
+        }
+        if body_left == 0
+            && let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head: Vec<u8> = pending.drain(..end + 4).collect();
+            let Some(head) = edit(String::from_utf8_lossy(&head).into_owned()) else {
+                let _held = (from, to);
+                loop {
+                    std::thread::park();
+                }
+            };
+            body_left = head
+                .split("\r\n")
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if to.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => pending.extend_from_slice(&buffer[..read]),
+        }
+    }
+    let _ = to.write_all(&pending);
+}
+
 /// Sits between the bootstrap and the emulator and gives each invocation a real deadline: the
 /// emulator's `Lambda-Runtime-Deadline-Ms: 600000` becomes now + `timeout` in epoch
-/// milliseconds, as Lambda sends it. Everything else passes through byte for byte.
-struct DeadlineProxy;
-
-impl DeadlineProxy {
-    /// Listens on a free port, forwarding to `upstream`; returns the port.
-    fn start(upstream: u16, timeout: Duration) -> u16 {
-        let port = free_port();
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { break };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let (mut client_in, mut server_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
-                std::thread::spawn(move || DeadlineProxy::rewrite(server, client, timeout));
-            }
-        });
-        port
-    }
-
-    /// Copies responses from `from` to `to`, replacing the deadline header in each head.
-    fn rewrite(mut from: TcpStream, mut to: TcpStream, timeout: Duration) {
-        use std::io::Write;
-        let mut pending: Vec<u8> = Vec::new();
-        let mut buffer = [0u8; 16 * 1024];
-        // Body bytes of the current response still to pass through unchanged.
-        let mut body_left = 0usize;
-        loop {
-            if body_left > 0 && !pending.is_empty() {
-                let take = body_left.min(pending.len());
-                let body: Vec<u8> = pending.drain(..take).collect();
-                body_left -= take;
-                if to.write_all(&body).is_err() {
-                    return;
-                }
-                continue;
-            }
-            if body_left == 0
-                && let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n")
+/// milliseconds, as Lambda sends it. Everything else passes through byte for byte. Returns its
+/// port.
+fn deadline_proxy(upstream: u16, timeout: Duration) -> u16 {
+    let with_deadline = move |head: String| {
+        let mut out = String::new();
+        for line in head.split_inclusive("\r\n") {
+            if line
+                .to_ascii_lowercase()
+                .starts_with("lambda-runtime-deadline-ms:")
             {
-                let head: Vec<u8> = pending.drain(..end + 4).collect();
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let mut out = String::new();
-                for line in head.split_inclusive("\r\n") {
-                    let lower = line.to_ascii_lowercase();
-                    if lower.starts_with("lambda-runtime-deadline-ms:") {
-                        let deadline = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap()
-                            + timeout;
-                        out.push_str(&format!(
-                            "lambda-runtime-deadline-ms: {}\r\n",
-                            deadline.as_millis()
-                        ));
-                        continue;
-                    }
-                    if let Some(length) = lower.strip_prefix("content-length:") {
-                        body_left = length.trim().parse().unwrap_or(0);
-                    }
-                    out.push_str(line);
-                }
-                if to.write_all(out.as_bytes()).is_err() {
-                    return;
-                }
+                let deadline = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    + timeout;
+                out.push_str(&format!(
+                    "lambda-runtime-deadline-ms: {}\r\n",
+                    deadline.as_millis()
+                ));
                 continue;
             }
-            match from.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => pending.extend_from_slice(&buffer[..read]),
-            }
+            out.push_str(line);
         }
-        let _ = to.write_all(&pending);
-    }
+        Some(out)
+    };
+    proxy(upstream, None, Some(Arc::new(with_deadline)))
 }
 
 fn wait_for_port(port: u16, output: impl Fn() -> String) {

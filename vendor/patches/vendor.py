@@ -2,12 +2,17 @@
 
     python3 vendor/patches/vendor.py check   # vendor/<crate> == published + patches (make lint)
     python3 vendor/patches/vendor.py write   # rebuild vendor/<crate> from published + patches
+    python3 vendor/patches/vendor.py unpack  # the published files git does not keep (make)
 
 For each `vendor/patches/<crate>/UPSTREAM` (crate, version, the SHA-256 crates.io lists for the
 package, and the published files not vendored), the package is taken from cargo's download cache
 or from crates.io, checked against that SHA-256, unpacked without the excluded files, and the
 `*.patch` files beside UPSTREAM are applied in order (`git apply`). An upgrade: set the new
 version and checksum, run `write`, fix the patches that no longer apply, run `check`.
+
+The published files UPSTREAM names as `unpacked` (binaries, such as Extism's kernel) are not kept
+in git: `unpack` writes them into vendor/<crate> from the checked package, where missing or
+different, and `make` runs it before anything builds. No patch may touch them.
 """
 
 import filecmp
@@ -35,6 +40,7 @@ def upstream(crate_dir):
             key, _, value = line.partition("=")
             fields[key.strip()] = value.strip()
     fields["exclude"] = fields.get("exclude", "").split()
+    fields["unpacked"] = fields.get("unpacked", "").split()
     return fields
 
 
@@ -80,16 +86,42 @@ def build(crate_dir, into):
     return crate
 
 
+def unpack(crate_dir):
+    """Writes the crate's `unpacked` files into vendor/<crate> where missing or different."""
+    fields = upstream(crate_dir)
+    crate, version = fields["crate"], fields["version"]
+    wanted = fields["unpacked"]
+    if not wanted:
+        return
+    prefix = f"{crate}-{version}/"
+    data = package(crate, version, fields["sha256"])
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        for relative in wanted:
+            try:
+                content = archive.extractfile(prefix + relative).read()
+            except KeyError:
+                sys.exit(f"{crate} {version} has no {relative} (vendor/patches/{crate_dir.name}/UPSTREAM)")
+            target = ROOT / "vendor" / crate / relative
+            if target.is_file() and target.read_bytes() == content:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            print(f"vendor/{crate}/{relative}: unpacked from the published crate")
+
+
 def files(tree):
     return sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file())
 
 
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "check"
-    if mode not in ("check", "write"):
+    if mode not in ("check", "write", "unpack"):
         sys.exit(__doc__)
     failed = False
     for crate_dir in sorted(p for p in PATCHES.iterdir() if (p / "UPSTREAM").is_file()):
+        if mode == "unpack":
+            unpack(crate_dir)
+            continue
         with tempfile.TemporaryDirectory() as temporary:
             expected = pathlib.Path(temporary)
             crate = build(crate_dir, expected)
@@ -101,7 +133,11 @@ def main():
                 continue
             want, have = files(expected), files(vendored) if vendored.is_dir() else []
             differences = [f"only in vendor/{crate}: {f}" for f in sorted(set(have) - set(want))]
-            differences += [f"missing from vendor/{crate}: {f}" for f in sorted(set(want) - set(have))]
+            unpacked = set(upstream(crate_dir)["unpacked"])
+            differences += [
+                f"missing from vendor/{crate}: {f}" + (" (run `make vendored`)" if f in unpacked else "")
+                for f in sorted(set(want) - set(have))
+            ]
             differences += [
                 f"vendor/{crate}/{f} differs from the published crate plus patches"
                 for f in sorted(set(want) & set(have))
