@@ -191,7 +191,7 @@ impl Adapter {
         }
         let mut options =
             CompileOptions::with_cache_dir(&std::env::temp_dir().join("wasm-lambda"), egress);
-        options.inline_calls = config.sequential;
+        options.inline_calls = config.max_concurrency == 1;
         let store_bucket = match &config.store {
             StoreLocation::S3 { bucket, .. } => Some(bucket.clone()),
             StoreLocation::Directory(_) => None,
@@ -475,7 +475,7 @@ impl Adapter {
         let context = &invocation.context;
         let input = input(&self.invocation_context(context, function, budget));
         let started = Instant::now();
-        let meter = Arc::new(HostMeter::default());
+        let meter = Arc::new(HostMeter::traced(context.xray_trace_id.as_deref()));
         let result = METER
             .scope(
                 Arc::clone(&meter),

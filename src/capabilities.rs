@@ -67,6 +67,8 @@ pub trait Invoker: Send + Sync {
 tokio::task_local! {
     /// How many `function.invoke` calls the running call is nested in.
     static DEPTH: u32;
+    /// The X-Ray trace id of the invocation a host call's requests are made for.
+    static TRACE_ID: Arc<str>;
     /// Where the running invocation's host calls are counted.
     pub static METER: Arc<HostMeter>;
 }
@@ -78,9 +80,14 @@ pub const FAMILIES: [&str; 6] = ["s3", "kv", "queue", "topic", "secret", "functi
 pub type HostUsage = [(u32, Duration); FAMILIES.len()];
 
 /// One invocation's host calls, counted as they are made (by whichever thread runs them), its
-/// nested `function.invoke` calls included: they share its allowance of [`MAX_HOST_CALLS`].
+/// nested `function.invoke` calls included: they share its allowance of [`MAX_HOST_CALLS`], and
+/// its X-Ray trace id, which their requests to AWS carry.
 #[derive(Debug, Default)]
-pub struct HostMeter(Mutex<HostUsage>, std::sync::atomic::AtomicU32);
+pub struct HostMeter {
+    usage: Mutex<HostUsage>,
+    calls: std::sync::atomic::AtomicU32,
+    trace_id: Option<Arc<str>>,
+}
 
 /// Who makes a host call: the function, the invocation, how deep in `function.invoke` calls,
 /// and its meter.
@@ -92,9 +99,17 @@ pub struct Caller<'a> {
 }
 
 impl HostMeter {
+    /// The meter of an invocation traced as `trace_id`.
+    pub fn traced(trace_id: Option<&str>) -> HostMeter {
+        HostMeter {
+            trace_id: trace_id.map(Arc::from),
+            ..HostMeter::default()
+        }
+    }
+
     /// Takes one call from the allowance; how many the invocation has now made.
     pub fn admit(&self) -> u32 {
-        self.1
+        self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .saturating_add(1)
     }
@@ -103,14 +118,14 @@ impl HostMeter {
     pub fn record(&self, op: &str, elapsed: Duration) {
         let family = op.split('.').next().unwrap_or_default();
         if let Some(index) = FAMILIES.iter().position(|f| *f == family) {
-            let mut usage = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
             usage[index].0 += 1;
             usage[index].1 += elapsed;
         }
     }
 
     pub fn usage(&self) -> HostUsage {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -122,6 +137,38 @@ pub fn current_meter() -> Option<Arc<HostMeter>> {
 /// The nesting depth of the call running in this task (0 for one an event started).
 pub fn current_depth() -> u32 {
     DEPTH.try_with(|depth| *depth).unwrap_or(0)
+}
+
+/// Puts the invocation's X-Ray trace id on every request a host call makes (`x-amzn-trace-id`),
+/// as the AWS SDK does in a Lambda from `_X_AMZN_TRACE_ID`, so that Lambda can follow an event
+/// through the queues and topics a function sends to and stop a loop (recursive loop
+/// detection). It is read from the host call's own task: concurrent invocations each send
+/// theirs, and the process environment is never changed per invocation.
+#[derive(Debug)]
+struct TraceHeader;
+
+impl aws_sdk_s3::config::Intercept for TraceHeader {
+    fn name(&self) -> &'static str {
+        "TraceHeader"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        const HEADER: &str = "x-amzn-trace-id";
+        let Ok(trace_id) = TRACE_ID.try_with(Arc::clone) else {
+            return Ok(());
+        };
+        let headers = context.request_mut().headers_mut();
+        // Lambda's trace ids are visible ASCII; anything else is not sent.
+        if !headers.contains_key(HEADER) && trace_id.bytes().all(|b| b.is_ascii_graphic()) {
+            headers.insert(HEADER, trace_id.to_string());
+        }
+        Ok(())
+    }
 }
 
 thread_local! {
@@ -393,6 +440,7 @@ impl Capabilities {
             meter,
         } = caller;
         let caller = caller.to_string();
+        let trace = meter.as_ref().and_then(|meter| meter.trace_id.clone());
         let args: Args = serde_json::from_value(header)
             .map_err(|error| invalid(format!("the request is not valid: {error}")))?;
         let this = Arc::clone(self);
@@ -437,10 +485,9 @@ impl Capabilities {
                     )));
                 }
                 let body = body.to_vec();
-                self.run(
-                    deadline,
-                    async move { this.s3(args, resource, key, body).await },
-                )
+                self.run(deadline, trace.clone(), async move {
+                    this.s3(args, resource, key, body).await
+                })
             }
             "kv.get" | "kv.put" | "kv.delete" | "kv.incr" => {
                 let ns = args.need(&args.ns, "ns")?.to_string();
@@ -467,10 +514,9 @@ impl Capabilities {
                 // `<function>/<namespace>`, so no other function reaches them by naming it too.
                 let owned = format!("{caller}/{ns}");
                 let body = body.to_vec();
-                self.run(
-                    deadline,
-                    async move { this.kv(args, owned, key, body).await },
-                )
+                self.run(deadline, trace.clone(), async move {
+                    this.kv(args, owned, key, body).await
+                })
             }
             "queue.send" => {
                 let queue = args.need(&args.queue, "queue")?.to_string();
@@ -480,7 +526,9 @@ impl Capabilities {
                     )));
                 }
                 let text = message_text(body)?;
-                self.run(deadline, async move { this.send(args, queue, text).await })
+                self.run(deadline, trace.clone(), async move {
+                    this.send(args, queue, text).await
+                })
             }
             "topic.publish" => {
                 let topic = args.need(&args.topic, "topic")?.to_string();
@@ -490,10 +538,9 @@ impl Capabilities {
                     )));
                 }
                 let text = message_text(body)?;
-                self.run(
-                    deadline,
-                    async move { this.publish(args, topic, text).await },
-                )
+                self.run(deadline, trace.clone(), async move {
+                    this.publish(args, topic, text).await
+                })
             }
             "secret.get" => {
                 let name = args.need(&args.name, "name")?.to_string();
@@ -524,7 +571,11 @@ impl Capabilities {
                 if let Some(value) = self.cached_secret(&name) {
                     return Ok((json!({}), value));
                 }
-                self.run(deadline, async move { this.secret(name).await })
+                self.run(
+                    deadline,
+                    trace.clone(),
+                    async move { this.secret(name).await },
+                )
             }
             "function.invoke" => {
                 let function = args.need(&args.function, "function")?.to_string();
@@ -555,7 +606,7 @@ impl Capabilities {
                 let request_id = request_id.to_string();
                 // The callee's host calls count against the caller's allowance.
                 let meter = meter.unwrap_or_default();
-                self.run(deadline, async move {
+                self.run(deadline, trace.clone(), async move {
                     let invoked = DEPTH.scope(
                         depth + 1,
                         METER.scope(meter, async {
@@ -575,12 +626,20 @@ impl Capabilities {
         }
     }
 
-    /// Runs `work` on the capabilities runtime and waits for it, at most until `deadline`.
+    /// Runs `work` on the capabilities runtime and waits for it, at most until `deadline`; its
+    /// requests carry the trace id `trace`.
     fn run(
         &self,
         deadline: Instant,
+        trace: Option<Arc<str>>,
         work: impl Future<Output = Result<Reply, CallError>> + Send + 'static,
     ) -> Result<Reply, CallError> {
+        let work = async move {
+            match trace {
+                Some(trace) => TRACE_ID.scope(trace, work).await,
+                None => work.await,
+            }
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
         let timed_out = || {
             CallError::new(
@@ -652,6 +711,7 @@ impl Capabilities {
             aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&clients.config)
                     .force_path_style(custom_endpoint)
+                    .interceptor(TraceHeader)
                     .build(),
             )
         });
@@ -767,9 +827,13 @@ impl Capabilities {
         body: Vec<u8>,
     ) -> Result<Reply, CallError> {
         let clients = self.clients().await;
-        let client = clients
-            .dynamodb
-            .get_or_init(|| aws_sdk_dynamodb::Client::new(&clients.config));
+        let client = clients.dynamodb.get_or_init(|| {
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&clients.config)
+                    .interceptor(TraceHeader)
+                    .build(),
+            )
+        });
         let table = &self.kv_table;
         let what = |call: &str| format!("DynamoDB {call} on table {table} ({ns}/{key})");
         let item_key = |request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
@@ -906,9 +970,13 @@ impl Capabilities {
 
     async fn send(&self, args: Args, queue: String, text: String) -> Result<Reply, CallError> {
         let clients = self.clients().await;
-        let client = clients
-            .sqs
-            .get_or_init(|| aws_sdk_sqs::Client::new(&clients.config));
+        let client = clients.sqs.get_or_init(|| {
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&clients.config)
+                    .interceptor(TraceHeader)
+                    .build(),
+            )
+        });
         let resource = self.resource(&queue);
         let what = format!("SQS SendMessage to queue {resource}");
         let cached = self
@@ -964,9 +1032,13 @@ impl Capabilities {
 
     async fn publish(&self, args: Args, topic: String, text: String) -> Result<Reply, CallError> {
         let clients = self.clients().await;
-        let client = clients
-            .sns
-            .get_or_init(|| aws_sdk_sns::Client::new(&clients.config));
+        let client = clients.sns.get_or_init(|| {
+            aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&clients.config)
+                    .interceptor(TraceHeader)
+                    .build(),
+            )
+        });
         let resource = self.resource(&topic);
         let cached = self
             .topic_arns
@@ -1035,9 +1107,13 @@ impl Capabilities {
         let clients = self.clients().await;
         let resource = self.resource(&name);
         let value = if resource.starts_with('/') {
-            let client = clients
-                .ssm
-                .get_or_init(|| aws_sdk_ssm::Client::new(&clients.config));
+            let client = clients.ssm.get_or_init(|| {
+                aws_sdk_ssm::Client::from_conf(
+                    aws_sdk_ssm::config::Builder::from(&clients.config)
+                        .interceptor(TraceHeader)
+                        .build(),
+                )
+            });
             let read = client
                 .get_parameter()
                 .name(&resource)
@@ -1056,9 +1132,13 @@ impl Capabilities {
                 .as_bytes()
                 .to_vec()
         } else {
-            let client = clients
-                .secrets
-                .get_or_init(|| aws_sdk_secretsmanager::Client::new(&clients.config));
+            let client = clients.secrets.get_or_init(|| {
+                aws_sdk_secretsmanager::Client::from_conf(
+                    aws_sdk_secretsmanager::config::Builder::from(&clients.config)
+                        .interceptor(TraceHeader)
+                        .build(),
+                )
+            });
             let read = client
                 .get_secret_value()
                 .secret_id(&resource)

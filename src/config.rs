@@ -75,9 +75,10 @@ pub struct Config {
     /// The name hooks use for each deployed resource (bucket, queue, table, ...): a record from
     /// resource `physical` routes as if from `names[physical]`.
     pub source_names: BTreeMap<String, String>,
-    /// Invocations run one at a time (`AWS_LAMBDA_MAX_CONCURRENCY` unset or 1), as
-    /// `lambda_runtime` reads it: a call may then run on the thread that received it.
-    pub sequential: bool,
+    /// How many invocations run at once (`AWS_LAMBDA_MAX_CONCURRENCY`, which Lambda Managed
+    /// Instances set; 1 when unset or not a positive number). At 1 a call runs on the thread
+    /// that received it.
+    pub max_concurrency: usize,
     /// The DynamoDB table of the key-value capability.
     pub kv_table: String,
     /// How long a secret read is reused.
@@ -225,9 +226,10 @@ impl Config {
                     .map_err(|reason| invalid(ENV_SECRETS_TTL, &value, reason))?,
                 None => DEFAULT_SECRETS_TTL,
             },
-            sequential: get(ENV_MAX_CONCURRENCY)
-                .and_then(|value| value.trim().parse::<u32>().ok())
-                .is_none_or(|max| max <= 1),
+            max_concurrency: get(ENV_MAX_CONCURRENCY)
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .filter(|&max| max > 0)
+                .unwrap_or(1),
         })
     }
 }

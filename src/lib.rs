@@ -53,6 +53,7 @@ mod manifest;
 mod metrics;
 mod name;
 mod router;
+mod runtime_api;
 mod store;
 mod trigger;
 mod units;

@@ -14,10 +14,11 @@
 //! A batch's calls to one function make one line, their times summed.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::capabilities::{FAMILIES, HostUsage};
 use crate::error::Error;
@@ -116,7 +117,7 @@ impl Meter {
             let line = Line {
                 aws: Directive {
                     timestamp,
-                    metrics: &[METRICS],
+                    metrics: &METRICS_JSON,
                 },
                 function,
                 trigger: self.trigger,
@@ -196,8 +197,13 @@ struct HostLine {
 struct Directive {
     timestamp: u64,
     #[serde(rename = "CloudWatchMetrics")]
-    metrics: &'static [MetricSet],
+    metrics: &'static RawValue,
 }
+
+/// `[METRICS]` as JSON, serialized once: every line carries it as it is.
+static METRICS_JSON: LazyLock<Box<RawValue>> = LazyLock::new(|| {
+    serde_json::value::to_raw_value(&[METRICS]).expect("the metric directive serializes")
+});
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -18,6 +18,15 @@ struct Services {
     queue_url: String,
 }
 
+impl Services {
+    /// The bootstrap over `store`, its capabilities acting on these services.
+    fn lambda(&self, store: &Store) -> Lambda {
+        let env = self.s3.aws_env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Lambda::start(store.path(), &env)
+    }
+}
+
 fn services() -> Services {
     let s3 = S3Server::start();
     let config = s3.sdk_config();
@@ -128,14 +137,84 @@ fn refused(reply: &Value, kind: &str, needle: &str) {
     );
 }
 
+/// The `trace_id` of the last metrics line of `function`.
+fn last_trace_id(lambda: &Lambda, function: &str) -> String {
+    lambda
+        .logs()
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line.get("_aws").is_some() && line["function"] == function)
+        .and_then(|line| line["trace_id"].as_str().map(str::to_string))
+        .expect("a metrics line with a trace id")
+}
+
+/// A recorded request's header `name`, in any case.
+fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
+    request["headers"]
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .and_then(|(_, value)| value.as_str())
+}
+
+#[test]
+fn the_requests_of_host_calls_carry_their_invocation_trace_id() {
+    let services = services();
+    let store = Store::new();
+    capable(&store, "capable", GRANTS);
+    let lambda = services.lambda(&store);
+    // The clients are made on first use: one call before the recording.
+    call(
+        &lambda,
+        "capable",
+        "kv.get",
+        json!({"ns": "carts", "key": "x"}),
+        "",
+    );
+
+    // Lambda follows an event through the queues a function sends to by this header (recursive
+    // loop detection): each invocation's requests carry its own trace id.
+    for (op, args, target) in [
+        (
+            "queue.send",
+            json!({"queue": "jobs"}),
+            "AmazonSQS.SendMessage",
+        ),
+        (
+            "kv.get",
+            json!({"ns": "carts", "key": "x"}),
+            "DynamoDB_20120810.GetItem",
+        ),
+    ] {
+        services.s3.start_recording();
+        let reply = call(&lambda, "capable", op, args, "traced");
+        assert!(
+            reply.get("ok").is_some() || reply["error"] == "NotFound",
+            "{reply}"
+        );
+        let trace_id = last_trace_id(&lambda, "capable");
+        assert!(trace_id.starts_with("Root=1-"), "{trace_id}");
+        let requests = services.s3.recorded();
+        let request = requests
+            .iter()
+            .rev()
+            .find(|request| header(request, "x-amz-target") == Some(target))
+            .unwrap_or_else(|| panic!("no {target} recorded: {requests:?}"));
+        assert_eq!(
+            header(request, "x-amzn-trace-id"),
+            Some(trace_id.as_str()),
+            "{request}"
+        );
+    }
+}
+
 #[test]
 fn granted_capabilities_work_end_to_end() {
     let services = services();
     let store = Store::new();
     capable(&store, "capable", GRANTS);
-    let env = services.s3.aws_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let lambda = Lambda::start(store.path(), &env);
+    let lambda = services.lambda(&store);
     let reply = |op, args: Value, body| call(&lambda, "capable", op, args, body);
 
     // S3: get (whole and a range), head, list, put, delete.
@@ -331,9 +410,7 @@ fn a_function_reaches_only_what_it_was_granted() {
     let store = Store::new();
     capable(&store, "capable", GRANTS);
     capable(&store, "bare", "");
-    let env = services.s3.aws_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let lambda = Lambda::start(store.path(), &env);
+    let lambda = services.lambda(&store);
     let reply = |op, args: Value, body| call(&lambda, "capable", op, args, body);
     // Its namespace holds a value.
     assert_eq!(
@@ -673,9 +750,7 @@ fn functions_invoke_each_other_with_their_own_grants_and_a_bounded_depth() {
     // Granted to the caller, but it does not accept the caller.
     capable(&store, "private", "");
     store.add_built("echo", "echo", "callers: [caller]\n");
-    let env = services.s3.aws_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let lambda = Lambda::start(store.path(), &env);
+    let lambda = services.lambda(&store);
     let invoke = |function: &str, input: &str| {
         call(
             &lambda,

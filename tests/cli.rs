@@ -379,7 +379,7 @@ fn new_scaffolds_a_function_that_builds_validates_and_answers() {
     let text = std::fs::read_to_string(&source).unwrap();
     let text = text.replacen(
         "info!(",
-        "let _: u32 = request[\"path\"].as_str().unwrap_or_default().parse().expect(\"a numeric path\");\n    info!(",
+        "let _: u32 = request.path.parse().expect(\"a numeric path\");\n    info!(",
         1,
     );
     std::fs::write(&source, text).unwrap();

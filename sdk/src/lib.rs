@@ -43,6 +43,7 @@
 
 pub mod functions;
 mod host;
+pub mod http;
 pub mod kv;
 pub mod panic;
 pub mod queue;
@@ -51,6 +52,23 @@ pub mod secrets;
 pub mod topic;
 
 pub use host::{Error, ErrorKind};
+
+/// The invocation a function runs for, as every trigger's input carries it (`context`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Context {
+    /// Lambda's request id: the log lines of the invocation carry it too.
+    pub request_id: String,
+    /// This function's name.
+    pub function: String,
+    /// When Lambda stops the invocation (milliseconds since the epoch; 0 locally).
+    pub deadline_ms: u64,
+    /// What was left of the call's time when it began.
+    pub remaining_ms: u64,
+    pub invoked_function_arn: String,
+    /// The X-Ray trace id.
+    pub trace_id: Option<String>,
+}
 
 /// The wire-level host call (see the README's host-call contract), for what the typed modules do
 /// not cover yet and for tools that test the host.

@@ -74,17 +74,15 @@ hooks:
 //! rebuilds it, and the bootstrap serves the new module from the next request on.
 
 use extism_pdk::*;
-use serde_json::{{Value, json}};
-use wasm_lambda_sdk as _; // a panic's message reaches the caller and the log
+use serde_json::json;
+// Linking the SDK also makes a panic's message reach the caller and the log.
+use wasm_lambda_sdk::http::{{Request, Response}};
 
 #[plugin_fn]
-pub fn handle(Json(request): Json<Value>) -> FnResult<Json<Value>> {{
-    info!("{name} handling {{}}", request["path"]);
-    Ok(Json(json!({{
-        "status": 200,
-        "headers": {{"content-type": "application/json"}},
-        "body": {{"function": "{name}", "query": request["query"]}},
-    }})))
+pub fn handle(Json(request): Json<Request>) -> FnResult<Json<Response>> {{
+    info!("{name} handling {{}}", request.path);
+    let body = json!({{"function": "{name}", "query": request.query}});
+    Ok(Json(Response::json(200, &body)?))
 }}
 "#
             ),

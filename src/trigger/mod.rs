@@ -46,27 +46,15 @@ use serde_json::Value;
 
 use crate::error::Error;
 
-/// An invocation's payload as the Runtime API delivered it: JSON, or why it is not. Reading it
-/// never fails, so a payload that is not JSON is answered with our own `InvalidRequest` rather
-/// than the runtime library's deserialization error.
-#[derive(Debug)]
-pub struct Payload(pub Result<Value, String>);
-
-impl<'de> serde::Deserialize<'de> for Payload {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Payload, D::Error> {
-        Ok(Payload(
-            Value::deserialize(deserializer).map_err(|error| error.to_string()),
+/// An invocation's event as the Runtime API delivered it, or `InvalidRequest` naming why it is
+/// not JSON.
+pub fn parse_event(event: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(event).map_err(|error| {
+        Error::InvalidRequest(format!(
+            "the event is not JSON: {}",
+            one_line(&error.to_string())
         ))
-    }
-}
-
-impl Payload {
-    /// The event, or `InvalidRequest` naming why it cannot be read.
-    pub fn into_event(self) -> Result<Value, Error> {
-        self.0.map_err(|reason| {
-            Error::InvalidRequest(format!("the event is not JSON: {}", one_line(&reason)))
-        })
-    }
+    })
 }
 
 fn one_line(text: &str) -> String {

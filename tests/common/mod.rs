@@ -446,6 +446,8 @@ fn wait_for_port(port: u16, output: impl Fn() -> String) {
 pub struct S3Server {
     pub port: u16,
     process: Option<Process>,
+    /// Where the server records requests once asked to ([`S3Server::start_recording`]).
+    recording: tempfile::TempDir,
 }
 
 impl S3Server {
@@ -497,6 +499,7 @@ impl S3Server {
         let mut server = S3Server {
             port: free_port(),
             process: None,
+            recording: tempfile::tempdir().unwrap(),
         };
         server.restart();
         server
@@ -511,7 +514,12 @@ impl S3Server {
             PathBuf::from("moto_server")
         };
         let mut command = Command::new(program);
-        command.args(["-H", "127.0.0.1", "-p", &self.port.to_string()]);
+        command
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .env(
+                "MOTO_RECORDER_FILEPATH",
+                self.recording.path().join("requests.jsonl"),
+            );
         let process = Process::spawn(command);
         wait_for_port(self.port, || process.output.lock().unwrap().clone());
         self.process = Some(process);
@@ -519,6 +527,27 @@ impl S3Server {
 
     pub fn stop(&mut self) {
         self.process = None;
+    }
+
+    /// Has the server record every request from now on, headers included (moto's recorder).
+    pub fn start_recording(&self) {
+        let url = format!("{}/moto-api/recorder/start-recording", self.endpoint());
+        ureq::post(&url).send_empty().unwrap();
+    }
+
+    /// The requests recorded since [`S3Server::start_recording`]: each `{"method", "url",
+    /// "headers", "body"}`.
+    pub fn recorded(&self) -> Vec<Value> {
+        let url = format!("{}/moto-api/recorder/download-recording", self.endpoint());
+        let text = ureq::get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        text.lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     pub fn endpoint(&self) -> String {

@@ -4,13 +4,13 @@
 //! greeting goes out without it, and the log says why.
 
 use extism_pdk::*;
-use serde_json::{Value, json};
+use wasm_lambda_sdk::http::{Request, Response};
 use wasm_lambda_sdk::kv;
 
 #[plugin_fn]
-pub fn handle(Json(request): Json<Value>) -> FnResult<Json<Value>> {
+pub fn handle(Json(request): Json<Request>) -> FnResult<Json<Response>> {
     let greeting = config::get("greeting")?.unwrap_or_else(|| "Hello".to_string());
-    let name = request["params"]["name"].as_str().unwrap_or("world");
+    let name = request.param("name").unwrap_or("world");
     let counted = match config::get("count_visits")?.as_deref() {
         Some("true") => match kv::incr("visits", name, 1) {
             Ok(visits) => Some(visits),
@@ -25,9 +25,5 @@ pub fn handle(Json(request): Json<Value>) -> FnResult<Json<Value>> {
         Some(visits) => format!("{greeting}, {name}! (visit {visits})\n"),
         None => format!("{greeting}, {name}!\n"),
     };
-    Ok(Json(json!({
-        "status": 200,
-        "headers": {"content-type": "text/plain; charset=utf-8"},
-        "body": body,
-    })))
+    Ok(Json(Response::text(200, body)))
 }

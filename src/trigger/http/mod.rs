@@ -273,6 +273,25 @@ fn v2_headers(value: Option<&Value>) -> Result<BTreeMap<String, String>, String>
     let Some(object) = object.as_object() else {
         return Err("`headers` must be an object".to_string());
     };
+    // What HTTP APIs send: lower-case names, one visible-ASCII value each, which the reading
+    // below would keep as they are.
+    let plain = |name: &str, value: &Value| {
+        let visible = |b: u8| (b' '..=b'~').contains(&b) || b == b'\t';
+        let token =
+            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
+        !name.is_empty()
+            && name.len() < 1 << 16
+            && name.bytes().all(token)
+            && value
+                .as_str()
+                .is_some_and(|value| value.bytes().all(visible))
+    };
+    if object.iter().all(|(name, value)| plain(name, value)) {
+        return Ok(object
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_string()))
+            .collect());
+    }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in object {
         let header = http::HeaderName::from_bytes(name.as_bytes())
