@@ -1,10 +1,11 @@
 //! What the bootstrap does for one warm invocation besides the Runtime API exchange, in process:
 //! the event read, recognized and routed, the call, the answer serialized and the metrics line
-//! written, for the benchmark's HTTP and direct events. A quick loop to profile (`perf record`)
+//! written (to stdout), for the benchmark's HTTP and direct events. A quick loop to profile (`perf record`)
 //! while working on the warm path; `make bench` gives the figures.
 //!
 //!     cargo build --release --example warm_cost
-//!     FUNCTIONS_DIR=<store with hello and echo> target/release/examples/warm_cost [calls] > /dev/null
+//!     FUNCTIONS_DIR=<store with hello and echo> target/release/examples/warm_cost [calls [HTTP|direct]] > /dev/null
+use std::io::Write;
 use std::time::Instant;
 
 use lambda_runtime::Context;
@@ -28,7 +29,11 @@ fn main() {
     ))
     .unwrap();
     let direct = br#"{"function": "echo", "input": {"hello": "world", "n": [1, 2, 3]}}"#.to_vec();
+    let only = std::env::args().nth(2);
     for (what, event) in [("HTTP", http), ("direct", direct)] {
+        if only.as_deref().is_some_and(|only| only != what) {
+            continue;
+        }
         let mut context = Context::default();
         context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_string();
         context.deadline = u64::MAX / 2;
@@ -41,15 +46,17 @@ fn main() {
                 event.clone(),
                 context.clone(),
             ));
-            assert!(answer.is_ok(), "{what}: {answer:?}");
+            assert!(answer.answer.is_ok(), "{what}: {:?}", answer.answer);
         }
         let started = Instant::now();
+        let mut stdout = std::io::stdout().lock();
         for _ in 0..calls {
-            let _ = runtime.block_on(wasm_lambda::bootstrap::answer(
+            let answered = runtime.block_on(wasm_lambda::bootstrap::answer(
                 &adapter,
                 event.clone(),
                 context.clone(),
             ));
+            stdout.write_all(&answered.metrics).unwrap();
         }
         eprintln!(
             "{what}: {:.2} us per invocation",

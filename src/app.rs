@@ -296,8 +296,23 @@ impl Adapter {
         }
     }
 
-    /// Handles one invocation.
+    /// Handles one invocation, and writes its metrics lines.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let (result, metrics) = self.handle_invocation(event, None).await;
+        if !metrics.is_empty() {
+            let _ = std::io::stdout().lock().write_all(&metrics);
+        }
+        result
+    }
+
+    /// Handles one invocation whose event was read from the JSON `text` (an HTTP function's
+    /// `raw` is that text, as it came): its answer, and its metrics lines for stdout, which the
+    /// runtime writes once the answer is posted (nothing when metrics are off).
+    pub async fn handle_invocation(
+        &self,
+        event: LambdaEvent<Value>,
+        text: Option<&[u8]>,
+    ) -> (Result<Value, Error>, Vec<u8>) {
         let (payload, context) = event.into_parts();
         let budget = self.budget(&context);
         let classified = Event::classify(&payload);
@@ -333,7 +348,7 @@ impl Adapter {
             Ok(Event::Http(request)) => {
                 let shape = request.shape;
                 Ok(self
-                    .http(&request, &payload, &invocation)
+                    .http(&request, &payload, text, &invocation)
                     .await
                     .shape(shape))
             }
@@ -347,12 +362,12 @@ impl Adapter {
         if let Err(error) = &result {
             warn!(error_type = error.error_type(), %error, "invocation failed");
         }
+        let mut lines = Vec::new();
         if self.metrics {
-            let mut lines = Vec::with_capacity(640);
+            lines.reserve(640);
             invocation.meter.write_lines(&mut lines);
-            let _ = std::io::stdout().lock().write_all(&lines);
         }
-        result
+        (result, lines)
     }
 
     /// The work calls left for after their invocation answered (with sequential invocations: the
@@ -507,6 +522,7 @@ impl Adapter {
         &self,
         request: &HttpRequest,
         raw: &Value,
+        text: Option<&[u8]>,
         invocation: &Invocation,
     ) -> HttpResponse {
         let snapshot = match self.snapshot(&request.path, invocation.budget).await {
@@ -531,8 +547,9 @@ impl Adapter {
             HttpMatch::NotFound => return HttpResponse::not_found(&request.method, &request.path),
         };
         let span = info_span!("invoke", function = %route.function, trigger = "http");
-        let input =
-            |context: &InvocationContext| request.envelope(context, route.path(), &params, raw);
+        let input = |context: &InvocationContext| {
+            request.envelope(context, route.path(), &params, raw, text)
+        };
         async {
             let output = self
                 .call(&route.function, Some(&route.entrypoint), invocation, input)

@@ -1,5 +1,6 @@
 //! The Lambda custom runtime's loop: the tokio runtime, the Runtime API client and the adapter.
 
+use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,14 +128,23 @@ async fn serve_one_at_a_time(
         let Invocation { context, event } = api.next().await?;
         let request_id = context.request_id.clone();
         let span = request_span(&context);
-        let answer = AssertUnwindSafe(answer(adapter, event, context).instrument(span))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(panicked(panic.as_ref())));
+        let Answered { answer, metrics } =
+            AssertUnwindSafe(answer(adapter, event, context).instrument(span))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Answered {
+                    answer: Err(panicked(panic.as_ref())),
+                    metrics: Vec::new(),
+                });
         let posted = match answer {
             Ok(body) => api.respond(&request_id, &body).await,
             Err(diagnostic) => api.fail(&request_id, &diagnostic).await,
         };
+        // The metrics lines once the answer is on its way, before the next invocation is asked
+        // for (an environment waiting for one may be frozen, its lines with it).
+        if !metrics.is_empty() {
+            let _ = std::io::stdout().lock().write_all(&metrics);
+        }
         match posted {
             Ok(()) => {}
             // Lambda refused this answer (too large, too late): the next invocation is served.
@@ -160,24 +170,34 @@ async fn serve_one_at_a_time(
     }
 }
 
-/// The event handled: the answer's JSON, or why the invocation failed.
-pub async fn answer(
-    adapter: &Adapter,
-    event: Vec<u8>,
-    context: Context,
-) -> Result<Vec<u8>, Diagnostic> {
-    let event = match parse_event(&event) {
-        Ok(event) => event,
+/// One invocation handled: the answer's JSON or why it failed, and its metrics lines.
+pub struct Answered {
+    pub answer: Result<Vec<u8>, Diagnostic>,
+    pub metrics: Vec<u8>,
+}
+
+/// Handles the invocation of `event` (the JSON Lambda sent).
+pub async fn answer(adapter: &Adapter, event: Vec<u8>, context: Context) -> Answered {
+    let parsed = match parse_event(&event) {
+        Ok(parsed) => parsed,
         Err(error) => {
             warn!(error_type = error.error_type(), %error, "invocation failed");
-            return Err(error.into());
+            return Answered {
+                answer: Err(error.into()),
+                metrics: Vec::new(),
+            };
         }
     };
-    let answer = adapter.handle(LambdaEvent::new(event, context)).await?;
-    serde_json::to_vec(&answer).map_err(|error| Diagnostic {
-        error_type: "InvalidRequest".to_string(),
-        error_message: format!("the answer could not be serialized: {error}"),
-    })
+    let (answer, metrics) = adapter
+        .handle_invocation(LambdaEvent::new(parsed, context), Some(&event))
+        .await;
+    let answer = answer.map_err(Diagnostic::from).and_then(|answer| {
+        serde_json::to_vec(&answer).map_err(|error| Diagnostic {
+            error_type: "InvalidRequest".to_string(),
+            error_message: format!("the answer could not be serialized: {error}"),
+        })
+    });
+    Answered { answer, metrics }
 }
 
 /// The span every log line of an invocation is under, as `lambda_runtime` names it.

@@ -274,7 +274,19 @@ fn exercise(event: &Value) {
         Ok(Event::Http(request)) => {
             let _ = routes().match_http(&request.method, &request.path);
             let params = BTreeMap::from([("name".to_string(), "%E0%A4%A".to_string())]);
-            let envelope = request.envelope(&context, "/hello/{name}", &params, event);
+            let envelope = request.envelope(&context, "/hello/{name}", &params, event, None);
+            let text = event.to_string();
+            let spliced = request.envelope(
+                &context,
+                "/hello/{name}",
+                &params,
+                event,
+                Some(text.as_bytes()),
+            );
+            assert_eq!(
+                serde_json::from_slice::<Value>(&envelope).unwrap(),
+                serde_json::from_slice::<Value>(&spliced).unwrap()
+            );
             let _ = HttpResponse::from_output("f", &envelope)
                 .map(|response| response.shape(request.shape));
         }

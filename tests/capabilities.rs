@@ -137,16 +137,16 @@ fn refused(reply: &Value, kind: &str, needle: &str) {
     );
 }
 
-/// The `trace_id` of the last metrics line of `function`.
-fn last_trace_id(lambda: &Lambda, function: &str) -> String {
-    lambda
-        .logs()
-        .lines()
-        .rev()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|line| line.get("_aws").is_some() && line["function"] == function)
-        .and_then(|line| line["trace_id"].as_str().map(str::to_string))
+/// The trace id in the metrics line of the `n`th call of `function` (sequential calls write
+/// their lines in order).
+fn trace_id_of_call(lambda: &Lambda, function: &str, n: usize) -> String {
+    common::eventually(Duration::from_secs(5), "the call's metrics line", || {
+        lambda.metrics_of(function).len() >= n
+    });
+    lambda.metrics_of(function)[n - 1]["trace_id"]
+        .as_str()
         .expect("a metrics line with a trace id")
+        .to_string()
 }
 
 /// A recorded request's header `name`, in any case.
@@ -175,7 +175,7 @@ fn the_requests_of_host_calls_carry_their_invocation_trace_id() {
 
     // Lambda follows an event through the queues a function sends to by this header (recursive
     // loop detection): each invocation's requests carry its own trace id.
-    for (op, args, target) in [
+    for (n, (op, args, target)) in [
         (
             "queue.send",
             json!({"queue": "jobs"}),
@@ -186,14 +186,18 @@ fn the_requests_of_host_calls_carry_their_invocation_trace_id() {
             json!({"ns": "carts", "key": "x"}),
             "DynamoDB_20120810.GetItem",
         ),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         services.s3.start_recording();
         let reply = call(&lambda, "capable", op, args, "traced");
         assert!(
             reply.get("ok").is_some() || reply["error"] == "NotFound",
             "{reply}"
         );
-        let trace_id = last_trace_id(&lambda, "capable");
+        // The call before the loop was the first.
+        let trace_id = trace_id_of_call(&lambda, "capable", n + 2);
         assert!(trace_id.starts_with("Root=1-"), "{trace_id}");
         let requests = services.s3.recorded();
         let request = requests
@@ -714,18 +718,10 @@ fn the_example_functions_act_through_their_grants() {
         "Hello, grace! (visit 1)\n"
     );
     // Its metrics lines count the host call, per capability.
-    let hello_lines = || -> Vec<Value> {
-        lambda
-            .logs()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line.get("_aws").is_some() && line["function"] == "hello")
-            .collect()
-    };
     common::eventually(Duration::from_secs(5), "hello's metrics lines", || {
-        hello_lines().len() == 3
+        lambda.metrics_of("hello").len() == 3
     });
-    let line = hello_lines().pop().unwrap();
+    let line = lambda.metrics_of("hello").pop().unwrap();
     assert_eq!(line["host_calls"], 1, "{line}");
     assert_eq!(line["host"]["kv"]["calls"], 1, "{line}");
     assert!(line["host"]["kv"]["ms"].as_f64().unwrap() > 0.0, "{line}");

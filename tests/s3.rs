@@ -528,18 +528,10 @@ fn a_store_of_2500_functions_is_discovered_fully() {
 
 /// The metrics line of the last call to `function`, once written.
 fn last_metrics(lambda: &Lambda, function: &str) -> Value {
-    let lines = || -> Vec<Value> {
-        lambda
-            .logs()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line.get("_aws").is_some() && line["function"] == function)
-            .collect()
-    };
     eventually(Duration::from_secs(5), "a metrics line", || {
-        !lines().is_empty()
+        !lambda.metrics_of(function).is_empty()
     });
-    lines().pop().unwrap()
+    lambda.metrics_of(function).pop().unwrap()
 }
 
 #[test]

@@ -301,6 +301,16 @@ impl Lambda {
         plain(&self.bootstrap.output.lock().unwrap())
     }
 
+    /// The metrics lines (EMF) written so far for calls of `function`, in order. A call's line is
+    /// written once its response is posted: it may come after the answer.
+    pub fn metrics_of(&self, function: &str) -> Vec<Value> {
+        self.logs()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.get("_aws").is_some() && line["function"] == function)
+            .collect()
+    }
+
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let started = Instant::now();
         while !self.logs().contains(needle) {

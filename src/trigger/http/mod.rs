@@ -444,7 +444,7 @@ fn non_empty(value: Value) -> Value {
     }
 }
 
-/// The JSON object an HTTP function receives, serialized from borrowed parts.
+/// The JSON object an HTTP function receives, serialized from borrowed parts (`raw` after them).
 #[derive(Serialize)]
 struct Envelope<'a> {
     trigger: &'static str,
@@ -460,17 +460,19 @@ struct Envelope<'a> {
     is_base64_encoded: bool,
     source_ip: Option<&'a str>,
     auth: &'a Value,
-    raw: &'a Value,
 }
 
 impl HttpRequest {
-    /// The JSON object an HTTP function receives, as the bytes of its input.
+    /// The JSON object an HTTP function receives, as the bytes of its input. Its `raw` is the
+    /// event: `text`, the JSON it was read from, as it is, when there is one (no second
+    /// serialization of the whole event), else `raw` serialized.
     pub fn envelope(
         &self,
         context: &InvocationContext,
         route: &str,
         params: &BTreeMap<String, String>,
         raw: &Value,
+        text: Option<&[u8]>,
     ) -> Vec<u8> {
         let params = params
             .iter()
@@ -497,10 +499,19 @@ impl HttpRequest {
             is_base64_encoded: self.is_base64_encoded,
             source_ip: self.source_ip.as_deref(),
             auth: &self.auth,
-            raw,
         };
-        // Serializing borrowed strings and JSON values into memory cannot fail.
-        serde_json::to_vec(&envelope).expect("an HTTP envelope serializes")
+        // Serializing borrowed strings and JSON values into memory cannot fail; the object's
+        // closing brace comes after `raw`.
+        let mut out = Vec::with_capacity(1024 + text.map_or(0, <[u8]>::len) * 2);
+        serde_json::to_writer(&mut out, &envelope).expect("an HTTP envelope serializes");
+        out.pop();
+        out.extend_from_slice(b",\"raw\":");
+        match text {
+            Some(text) => out.extend_from_slice(text),
+            None => serde_json::to_writer(&mut out, raw).expect("JSON serializes"),
+        }
+        out.push(b'}');
+        out
     }
 }
 

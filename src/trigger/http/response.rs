@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::alb::AlbTargetGroupResponse;
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use super::HttpShape;
@@ -63,22 +63,27 @@ impl HttpResponse {
     /// response; anything else is a 200 with the output as its body.
     pub fn from_output(function: &str, output: &[u8]) -> Result<HttpResponse, Error> {
         let parsed: Option<Value> = serde_json::from_slice(output).ok();
-        let Some(Value::Object(object)) = &parsed else {
-            return Ok(match std::str::from_utf8(output) {
-                Ok(text) if parsed.is_some() => {
-                    HttpResponse::text(200, "application/json", text.to_string())
-                }
-                Ok(text) => HttpResponse::text(200, "text/plain; charset=utf-8", text.to_string()),
-                Err(_) => HttpResponse {
-                    status: 200,
-                    headers: BTreeMap::from([(
-                        "content-type".to_string(),
-                        vec!["application/octet-stream".to_string()],
-                    )]),
-                    body: base64::engine::general_purpose::STANDARD.encode(output),
-                    is_base64_encoded: true,
-                },
-            });
+        let mut object = match parsed {
+            Some(Value::Object(object)) => object,
+            parsed => {
+                return Ok(match std::str::from_utf8(output) {
+                    Ok(text) if parsed.is_some() => {
+                        HttpResponse::text(200, "application/json", text.to_string())
+                    }
+                    Ok(text) => {
+                        HttpResponse::text(200, "text/plain; charset=utf-8", text.to_string())
+                    }
+                    Err(_) => HttpResponse {
+                        status: 200,
+                        headers: BTreeMap::from([(
+                            "content-type".to_string(),
+                            vec!["application/octet-stream".to_string()],
+                        )]),
+                        body: base64::engine::general_purpose::STANDARD.encode(output),
+                        is_base64_encoded: true,
+                    },
+                });
+            }
         };
         let Some(status) = object.get("status") else {
             let text = String::from_utf8_lossy(output).into_owned();
@@ -97,19 +102,18 @@ impl HttpResponse {
                 ))
             })? as u16;
         let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Some(given) = object.get("headers") {
-            let Some(given) = given.as_object() else {
+        if let Some(given) = object.remove("headers") {
+            let Value::Object(given) = given else {
                 return Err(invalid("`headers` must be an object".to_string()));
             };
             for (name, value) in given {
                 let values = match value {
-                    Value::String(s) => vec![s.clone()],
+                    Value::String(s) => vec![s],
                     Value::Array(items) => items
-                        .iter()
-                        .map(|item| {
-                            item.as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| item.to_string())
+                        .into_iter()
+                        .map(|item| match item {
+                            Value::String(s) => s,
+                            other => other.to_string(),
                         })
                         .collect(),
                     other => vec![other.to_string()],
@@ -139,7 +143,7 @@ impl HttpResponse {
                     })
                     .collect();
                 if !values.is_empty() {
-                    headers.insert(name.clone(), values);
+                    headers.insert(name, values);
                 }
             }
         }
@@ -147,9 +151,9 @@ impl HttpResponse {
             .get("is_base64_encoded")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let body = match object.get("body") {
+        let body = match object.remove("body") {
             None | Some(Value::Null) => String::new(),
-            Some(Value::String(text)) => text.clone(),
+            Some(Value::String(text)) => text,
             Some(other) => {
                 if !headers
                     .keys()
@@ -198,29 +202,15 @@ impl HttpResponse {
 
     /// The response in the shape `shape` expects.
     pub fn shape(self, shape: HttpShape) -> Value {
-        let body = (!self.body.is_empty()).then(|| Body::Text(self.body.clone()));
+        let body = || (!self.body.is_empty()).then(|| Body::Text(self.body.clone()));
         let status_code = i64::from(self.status);
         let result = match shape {
+            HttpShape::HttpV2 => return self.http_api_v2(),
             HttpShape::RestV1 => {
                 let mut response = ApiGatewayProxyResponse::default();
                 response.status_code = status_code;
                 response.multi_value_headers = header_map(&self.headers, false);
-                response.body = body;
-                response.is_base64_encoded = self.is_base64_encoded;
-                serde_json::to_value(response)
-            }
-            HttpShape::HttpV2 => {
-                let mut response = ApiGatewayV2httpResponse::default();
-                response.status_code = status_code;
-                // Set-Cookie goes into `cookies`; the others repeat as comma-joined values.
-                response.cookies = self
-                    .headers
-                    .iter()
-                    .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
-                    .flat_map(|(_, values)| values.clone())
-                    .collect();
-                response.headers = header_map(&self.headers, true);
-                response.body = body;
+                response.body = body();
                 response.is_base64_encoded = self.is_base64_encoded;
                 serde_json::to_value(response)
             }
@@ -233,7 +223,7 @@ impl HttpResponse {
                 } else {
                     response.headers = header_map(&self.headers, true);
                 }
-                response.body = body;
+                response.body = body();
                 response.is_base64_encoded = self.is_base64_encoded;
                 serde_json::to_value(response)
             }
@@ -266,12 +256,52 @@ impl HttpResponse {
             json!({"statusCode": 500, "body": format!("response could not be encoded: {error}")})
         })
     }
+
+    /// An HTTP API (v2) response, as `ApiGatewayV2httpResponse` serializes it, built directly:
+    /// `Set-Cookie` values go into `cookies`; other headers by lower-case name, repeated values
+    /// joined with `, ` (the first spelling of a name that several spellings lower-case to
+    /// wins); a header whose name or joined value HTTP does not allow is left out.
+    fn http_api_v2(self) -> Value {
+        let mut cookies = Vec::new();
+        let mut headers = Map::new();
+        for (name, values) in self.headers {
+            let Ok(header) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) else {
+                continue;
+            };
+            if header == http::header::SET_COOKIE {
+                cookies.extend(values.into_iter().map(Value::String));
+                continue;
+            }
+            let joined = values.join(", ");
+            if joined.bytes().all(header_value_byte) && !headers.contains_key(header.as_str()) {
+                headers.insert(header.as_str().to_string(), Value::String(joined));
+            }
+        }
+        let mut response = Map::new();
+        response.insert("statusCode".into(), Value::from(self.status));
+        response.insert("headers".into(), Value::Object(headers));
+        response.insert("multiValueHeaders".into(), Value::Object(Map::new()));
+        if !self.body.is_empty() {
+            response.insert("body".into(), Value::String(self.body));
+        }
+        response.insert(
+            "isBase64Encoded".into(),
+            Value::Bool(self.is_base64_encoded),
+        );
+        response.insert("cookies".into(), Value::Array(cookies));
+        Value::Object(response)
+    }
 }
 
 /// Whether `value` may be sent as a header (or cookie) value: no control character but tab (CR
 /// and LF above all, which would end the header and start another).
 fn header_value_is_safe(value: &str) -> bool {
     !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// Whether `byte` may be in a header value, as `HeaderValue::from_bytes` checks it.
+fn header_value_byte(byte: u8) -> bool {
+    (byte >= 32 && byte != 127) || byte == b'\t'
 }
 
 /// `headers` as a `HeaderMap`; `single` joins repeated values (except cookies) into one.
@@ -310,6 +340,47 @@ fn status_description(status: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+    use proptest::prelude::*;
+
+    /// An HTTP API response as `aws_lambda_events` serializes it, which `http_api_v2` builds
+    /// directly.
+    fn http_api_v2_by_aws_types(response: HttpResponse) -> Value {
+        let mut shaped = ApiGatewayV2httpResponse::default();
+        shaped.status_code = i64::from(response.status);
+        shaped.cookies = response
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+            .flat_map(|(_, values)| values.clone())
+            .collect();
+        shaped.headers = header_map(&response.headers, true);
+        shaped.body = (!response.body.is_empty()).then(|| Body::Text(response.body.clone()));
+        shaped.is_base64_encoded = response.is_base64_encoded;
+        serde_json::to_value(shaped).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn an_http_api_response_is_what_aws_lambda_events_would_serialize(
+            status in 100u16..600,
+            headers in prop::collection::btree_map(
+                "(Set-Cookie|set-cookie|X-A|x-a|Content-Type|content-type|x b|é|[a-zA-Z-]{1,6})",
+                prop::collection::vec("(\\PC|[\t\u{7f}\u{85}\r\n]){0,6}", 0..3),
+                0..6,
+            ),
+            body in "\\PC{0,8}",
+            is_base64_encoded in any::<bool>(),
+        ) {
+            let response = HttpResponse { status, headers, body, is_base64_encoded };
+            prop_assert_eq!(
+                response.clone().shape(HttpShape::HttpV2),
+                http_api_v2_by_aws_types(response)
+            );
+        }
+    }
 
     #[test]
     fn plain_output_is_a_200() {

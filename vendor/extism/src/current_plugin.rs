@@ -1,5 +1,6 @@
 use wasmtime::error::Context as _;
 
+use crate::plugin::Kernel;
 use crate::*;
 
 /// CurrentPlugin stores data that is available to the caller in PDK functions, this should
@@ -279,20 +280,15 @@ impl CurrentPlugin {
             });
         }
         let id = self.id;
-        let output = &mut [Val::I64(0)];
-
         let f = self
             .kernel
             .map(|kernel| kernel.alloc)
             .with_context(|| format!("{} unable to allocate memory", id))?;
         let store = self.store_mut();
-        catch_out_of_fuel!(
+        let offs = catch_out_of_fuel!(
             &store,
-            f.call(&mut *store, &[Val::I64(n as i64)], output)
-                .context("failed to allocate extism memory")
-        )?;
-
-        let offs = output[0].unwrap_i64() as u64;
+            Kernel::call(&mut *store, f, &[n as i64]).context("failed to allocate extism memory")
+        )? as u64;
         if offs == 0 {
             anyhow::bail!("{} out of memory", id)
         }
@@ -317,7 +313,7 @@ impl CurrentPlugin {
         let store = self.store_mut();
         catch_out_of_fuel!(
             &store,
-            f.call(&mut *store, &[Val::I64(handle.offset as i64)], &mut [])
+            Kernel::call(&mut *store, f, &[handle.offset as i64])
                 .context("failed to free extism memory")
         )?;
 
@@ -325,20 +321,16 @@ impl CurrentPlugin {
     }
 
     pub fn memory_length(&mut self, offs: u64) -> Result<u64, Error> {
-        let output = &mut [Val::I64(0)];
-
         let f = self
             .kernel
             .map(|kernel| kernel.length)
             .context("unable to locate an extism kernel function: length")?;
         let store = self.store_mut();
-        catch_out_of_fuel!(
+        let len = catch_out_of_fuel!(
             &store,
-            f.call(&mut *store, &[Val::I64(offs as i64)], output)
+            Kernel::call(&mut *store, f, &[offs as i64])
                 .context("failed to get length of extism memory handle")
-        )?;
-
-        let len = output[0].unwrap_i64() as u64;
+        )? as u64;
         trace!(
             plugin = self.id.to_string(),
             "memory_length({}) = {}",
@@ -349,20 +341,16 @@ impl CurrentPlugin {
     }
 
     pub fn memory_length_unsafe(&mut self, offs: u64) -> Result<u64, Error> {
-        let output = &mut [Val::I64(0)];
-
         let f = self
             .kernel
             .map(|kernel| kernel.length_unsafe)
             .context("unable to locate an extism kernel function: length_unsafe")?;
         let store = self.store_mut();
-        catch_out_of_fuel!(
+        let len = catch_out_of_fuel!(
             &store,
-            f.call(&mut *store, &[Val::I64(offs as i64)], output)
+            Kernel::call(&mut *store, f, &[offs as i64])
                 .context("failed to get length of extism memory using length_unsafe")
-        )?;
-
-        let len = output[0].unwrap_i64() as u64;
+        )? as u64;
         trace!(
             plugin = self.id.to_string(),
             "memory_length_unsafe({}) = {}",
@@ -491,7 +479,7 @@ impl CurrentPlugin {
         trace!(plugin = self.id.to_string(), "CurrentPlugin::clear_error");
         if let Some(kernel) = self.kernel {
             let store = self.store_mut();
-            let res = kernel.error_set.call(&mut *store, &[Val::I64(0)], &mut []);
+            let res = Kernel::call(&mut *store, kernel.error_set, &[0]);
             if let Err(e) = res {
                 error!(
                     plugin = self.id.to_string(),
@@ -524,9 +512,7 @@ impl CurrentPlugin {
             let store = self.store_mut();
             catch_out_of_fuel!(
                 &store,
-                kernel
-                    .error_set
-                    .call(&mut *store, &[Val::I64(handle.offset() as i64)], &mut [])
+                Kernel::call(&mut *store, kernel.error_set, &[handle.offset() as i64])
                     .context("failed to set extism error")
             )?;
             Ok((handle.offset(), s.len() as u64))
@@ -536,20 +522,20 @@ impl CurrentPlugin {
     }
 
     pub(crate) fn get_error_position(&mut self) -> (u64, u64) {
-        let output = &mut [Val::I64(0)];
+        let mut offs = 0;
         if let Some(kernel) = self.kernel {
             let store = self.store_mut();
-            if let Err(e) =
-                catch_out_of_fuel!(&store, kernel.error_get.call(&mut *store, &[], output))
-            {
-                error!(
-                    plugin = self.id.to_string(),
-                    "unable to call extism:host/env::error_get: {:?}", e
-                );
-                return (0, 0);
+            match catch_out_of_fuel!(&store, Kernel::call(&mut *store, kernel.error_get, &[])) {
+                Ok(offset) => offs = offset as u64,
+                Err(e) => {
+                    error!(
+                        plugin = self.id.to_string(),
+                        "unable to call extism:host/env::error_get: {:?}", e
+                    );
+                    return (0, 0);
+                }
             }
         };
-        let offs = output[0].unwrap_i64() as u64;
         let length = self.memory_length(offs).unwrap_or_default();
         (offs, length)
     }

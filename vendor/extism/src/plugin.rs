@@ -429,7 +429,7 @@ pub(crate) enum Main {
 }
 
 macro_rules! kernel_exports {
-    ($($func:ident),*) => {
+    ($($func:ident($params:literal) -> $results:literal),*) => {
         /// wasm-lambda: the kernel exports the host uses, by index in the kernel's module.
         struct KernelExports {
             memory: ModuleExport,
@@ -452,6 +452,23 @@ macro_rules! kernel_exports {
                         .get_export_index(name)
                         .with_context(|| format!("the extism kernel exports no `{name}`"))
                 };
+                // The types `Kernel::call` relies on: i64 parameters, at most one i64 result.
+                $(
+                    let typed = kernel
+                        .get_export(stringify!($func))
+                        .and_then(|export| export.func().cloned())
+                        .is_some_and(|ty| {
+                            ty.params().len() == $params
+                                && ty.results().len() == $results
+                                && ty.params().chain(ty.results()).all(|t| matches!(t, wasmtime::ValType::I64))
+                        });
+                    if !typed {
+                        anyhow::bail!(concat!(
+                            "the extism kernel's `", stringify!($func), "` is not (",
+                            stringify!($params), " i64) -> ", stringify!($results), " i64"
+                        ));
+                    }
+                )*
                 Ok(KernelExports {
                     memory: export("memory")?,
                     extism_context: export("extism_context")?,
@@ -482,17 +499,39 @@ macro_rules! kernel_exports {
 }
 
 kernel_exports!(
-    alloc,
-    free,
-    length,
-    length_unsafe,
-    input_set,
-    output_offset,
-    output_length,
-    reset,
-    error_set,
-    error_get
+    alloc(1) -> 1,
+    free(1) -> 0,
+    length(1) -> 1,
+    length_unsafe(1) -> 1,
+    input_set(2) -> 0,
+    output_offset(0) -> 1,
+    output_length(0) -> 1,
+    reset(0) -> 0,
+    error_set(1) -> 0,
+    error_get(0) -> 1
 );
+
+impl Kernel {
+    /// wasm-lambda: calls the kernel's `func` with `params`: its result, 0 if it has none.
+    /// Without `Func::call`'s check of the arguments against the function's type (a lookup in the
+    /// engine's type registry on every call, ten or so of them a plugin call): each function's
+    /// type was checked once, when the plugin was compiled (`KernelExports::new`).
+    pub(crate) fn call(
+        mut store: impl wasmtime::AsContextMut,
+        func: Func,
+        params: &[i64],
+    ) -> wasmtime::Result<i64> {
+        let mut raw = [wasmtime::ValRaw::i64(0); 2];
+        for (slot, param) in raw.iter_mut().zip(params) {
+            *slot = wasmtime::ValRaw::i64(*param);
+        }
+        // SAFETY: `func` is one of the kernel's exports, whose type `KernelExports::new` checked:
+        // at most two i64 parameters (the callers pass them in order; a slot left over is an
+        // unused i64) and at most one i64 result, for which `raw` has room.
+        unsafe { func.call_unchecked(&mut store, &mut raw[..] as *mut [wasmtime::ValRaw])? };
+        Ok(raw[0].get_i64())
+    }
+}
 
 impl Linking {
     fn new(
@@ -858,14 +897,12 @@ impl Plugin {
         if let Some(kernel) = self.current_plugin().kernel {
             catch_out_of_fuel!(
                 &self.store,
-                kernel
-                    .input_set
-                    .call(
-                        &mut self.store,
-                        &[Val::I64(handle.offset() as i64), Val::I64(len as i64)],
-                        &mut [],
-                    )
-                    .context("unable to set extism input")
+                Kernel::call(
+                    &mut self.store,
+                    kernel.input_set,
+                    &[handle.offset() as i64, len as i64]
+                )
+                .context("unable to set extism input")
             )?;
         }
 
@@ -884,10 +921,7 @@ impl Plugin {
         if let Some(kernel) = self.current_plugin().kernel {
             catch_out_of_fuel!(
                 &self.store,
-                kernel
-                    .reset
-                    .call(&mut self.store, &[], &mut [])
-                    .context("extism reset failed")
+                Kernel::call(&mut self.store, kernel.reset, &[]).context("extism reset failed")
             )?;
         } else {
             error!(plugin = %self.id, "call to extism:host/env::reset failed");
@@ -1008,35 +1042,19 @@ impl Plugin {
 
     // Return the position of the output in memory
     fn output_memory_position(&mut self) -> Result<(u64, u64), Error> {
-        let out = &mut [Val::I64(0)];
-        let out_len = &mut [Val::I64(0)];
         let store = &mut self.store;
-
-        let f = store
-            .data()
-            .kernel
-            .map(|kernel| kernel.output_offset)
-            .context("unable to set output")?;
-        catch_out_of_fuel!(
+        let kernel = store.data().kernel.context("unable to set output")?;
+        let offs = catch_out_of_fuel!(
             &store,
-            f.call(&mut *store, &[], out)
+            Kernel::call(&mut *store, kernel.output_offset, &[])
                 .context("call to set extism output offset failed")
         )?;
-
-        let f = store
-            .data()
-            .kernel
-            .map(|kernel| kernel.output_length)
-            .context("unable to set output length")?;
-        catch_out_of_fuel!(
+        let len = catch_out_of_fuel!(
             &store,
-            f.call(&mut *store, &[], out_len)
+            Kernel::call(&mut *store, kernel.output_length, &[])
                 .context("call to set extism output length failed")
         )?;
-
-        let offs = out[0].unwrap_i64() as u64;
-        let len = out_len[0].unwrap_i64() as u64;
-        Ok((offs, len))
+        Ok((offs as u64, len as u64))
     }
 
     // Get the output data after a call has returned
@@ -1449,9 +1467,7 @@ impl Plugin {
         self.error_msg = None;
         if let Some(kernel) = self.current_plugin().kernel {
             let store = &mut self.store;
-            let x = kernel
-                .error_set
-                .call(&mut *store, &[Val::I64(0)], &mut [])
+            let x = Kernel::call(&mut *store, kernel.error_set, &[0])
                 .context("unable to clear error message");
             catch_out_of_fuel!(&store, x)?;
             Ok(())
