@@ -264,13 +264,16 @@ impl fmt::Display for ArtifactKey {
 /// critical path, instead of during its call.
 ///
 /// No wasm backtrace is captured on a trap: the modules are stripped, so it would list only
-/// function numbers, in every error message, at the cost of a stack walk per trap.
+/// function numbers, in every error message, at the cost of a stack walk per trap. So the
+/// compiled code carries no map from its addresses back to the module's, which only backtraces
+/// read: every cached function holds that much less.
 pub fn wasmtime_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config
         .memory_init_cow(false)
         .table_lazy_init(false)
-        .wasm_backtrace_max_frames(None);
+        .wasm_backtrace_max_frames(None)
+        .generate_address_map(false);
     if graviton_host() {
         for_graviton(&mut config);
     }
