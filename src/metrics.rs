@@ -90,6 +90,9 @@ impl Meter {
         let at = match functions.binary_search_by(|(name, _)| name.as_str().cmp(function)) {
             Ok(at) => at,
             Err(at) => {
+                // Room for exactly the one function an invocation usually calls: a vector's
+                // first growth (four entries) would be past glibc's per-thread cache too.
+                functions.reserve_exact(1);
                 functions.insert(at, (function.to_string(), Totals::default()));
                 at
             }

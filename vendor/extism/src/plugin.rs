@@ -512,7 +512,8 @@ kernel_exports!(
 );
 
 impl Kernel {
-    /// wasm-lambda: calls the kernel's `func` with `params`: its result, 0 if it has none.
+    /// wasm-lambda: calls the kernel's `func` with `params`, all of them (as many as its type
+    /// says, in order): its result, meaningless for a function that has none.
     /// Without `Func::call`'s check of the arguments against the function's type (a lookup in the
     /// engine's type registry on every call, ten or so of them a plugin call): each function's
     /// type was checked once, when the plugin was compiled (`KernelExports::new`).
