@@ -485,7 +485,7 @@ impl Capabilities {
                     )));
                 }
                 let body = body.to_vec();
-                self.run(deadline, trace.clone(), async move {
+                self.run(deadline, trace, async move {
                     this.s3(args, resource, key, body).await
                 })
             }
@@ -514,7 +514,7 @@ impl Capabilities {
                 // `<function>/<namespace>`, so no other function reaches them by naming it too.
                 let owned = format!("{caller}/{ns}");
                 let body = body.to_vec();
-                self.run(deadline, trace.clone(), async move {
+                self.run(deadline, trace, async move {
                     this.kv(args, owned, key, body).await
                 })
             }
@@ -526,7 +526,7 @@ impl Capabilities {
                     )));
                 }
                 let text = message_text(body)?;
-                self.run(deadline, trace.clone(), async move {
+                self.run(deadline, trace, async move {
                     this.send(args, queue, text).await
                 })
             }
@@ -538,7 +538,7 @@ impl Capabilities {
                     )));
                 }
                 let text = message_text(body)?;
-                self.run(deadline, trace.clone(), async move {
+                self.run(deadline, trace, async move {
                     this.publish(args, topic, text).await
                 })
             }
@@ -571,11 +571,7 @@ impl Capabilities {
                 if let Some(value) = self.cached_secret(&name) {
                     return Ok((json!({}), value));
                 }
-                self.run(
-                    deadline,
-                    trace.clone(),
-                    async move { this.secret(name).await },
-                )
+                self.run(deadline, trace, async move { this.secret(name).await })
             }
             "function.invoke" => {
                 let function = args.need(&args.function, "function")?.to_string();
@@ -606,7 +602,7 @@ impl Capabilities {
                 let request_id = request_id.to_string();
                 // The callee's host calls count against the caller's allowance.
                 let meter = meter.unwrap_or_default();
-                self.run(deadline, trace.clone(), async move {
+                self.run(deadline, trace, async move {
                     let invoked = DEPTH.scope(
                         depth + 1,
                         METER.scope(meter, async {

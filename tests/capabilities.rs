@@ -175,26 +175,40 @@ fn the_requests_of_host_calls_carry_their_invocation_trace_id() {
 
     // Lambda follows an event through the queues a function sends to by this header (recursive
     // loop detection): each invocation's requests carry its own trace id.
-    for (n, (op, args, target)) in [
+    // Every service a capability reaches, each by a request of its own.
+    let target = |request: &Value, target: &str| header(request, "x-amz-target") == Some(target);
+    let calls: [(&str, Value, &dyn Fn(&Value) -> bool); 5] = [
+        ("queue.send", json!({"queue": "jobs"}), &|request| {
+            target(request, "AmazonSQS.SendMessage")
+        }),
+        ("kv.get", json!({"ns": "carts", "key": "x"}), &|request| {
+            target(request, "DynamoDB_20120810.GetItem")
+        }),
         (
-            "queue.send",
-            json!({"queue": "jobs"}),
-            "AmazonSQS.SendMessage",
+            "s3.put",
+            json!({"bucket": "uploads", "key": "out/traced.txt"}),
+            &|request| {
+                request["method"] == "PUT"
+                    && request["url"]
+                        .as_str()
+                        .is_some_and(|url| url.contains("/uploads/out/traced.txt"))
+            },
         ),
-        (
-            "kv.get",
-            json!({"ns": "carts", "key": "x"}),
-            "DynamoDB_20120810.GetItem",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+        ("topic.publish", json!({"topic": "alerts"}), &|request| {
+            request["method"] == "POST"
+                && header(request, "content-type")
+                    .is_some_and(|kind| kind.starts_with("application/x-www-form-urlencoded"))
+        }),
+        ("secret.get", json!({"name": "stripe-key"}), &|request| {
+            target(request, "secretsmanager.GetSecretValue")
+        }),
+    ];
+    for (n, (op, args, made_by)) in calls.into_iter().enumerate() {
         services.s3.start_recording();
         let reply = call(&lambda, "capable", op, args, "traced");
         assert!(
             reply.get("ok").is_some() || reply["error"] == "NotFound",
-            "{reply}"
+            "{op}: {reply}"
         );
         // The call before the loop was the first.
         let trace_id = trace_id_of_call(&lambda, "capable", n + 2);
@@ -203,12 +217,12 @@ fn the_requests_of_host_calls_carry_their_invocation_trace_id() {
         let request = requests
             .iter()
             .rev()
-            .find(|request| header(request, "x-amz-target") == Some(target))
-            .unwrap_or_else(|| panic!("no {target} recorded: {requests:?}"));
+            .find(|request| made_by(request))
+            .unwrap_or_else(|| panic!("no request of {op} recorded: {requests:?}"));
         assert_eq!(
             header(request, "x-amzn-trace-id"),
             Some(trace_id.as_str()),
-            "{request}"
+            "{op}: {request}"
         );
     }
 }
