@@ -149,6 +149,9 @@ fn trace_id_of_call(lambda: &Lambda, function: &str, n: usize) -> String {
         .to_string()
 }
 
+/// Whether a recorded request is the one looked for.
+type RequestTest<'a> = dyn Fn(&Value) -> bool + 'a;
+
 /// A recorded request's header `name`, in any case.
 fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
     request["headers"]
@@ -177,7 +180,7 @@ fn the_requests_of_host_calls_carry_their_invocation_trace_id() {
     // loop detection): each invocation's requests carry its own trace id.
     // Every service a capability reaches, each by a request of its own.
     let target = |request: &Value, target: &str| header(request, "x-amz-target") == Some(target);
-    let calls: [(&str, Value, &dyn Fn(&Value) -> bool); 5] = [
+    let calls: [(&str, Value, &RequestTest<'_>); 5] = [
         ("queue.send", json!({"queue": "jobs"}), &|request| {
             target(request, "AmazonSQS.SendMessage")
         }),
