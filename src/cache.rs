@@ -130,6 +130,21 @@ impl PluginCache {
     }
 }
 
+/// Fixes glibc's threshold for mapping an allocation on its own at 128 KiB. Left to itself,
+/// glibc raises it to the largest such block freed so far: after the first load, a load's large
+/// transient buffers (the compile cache entry read and decompressed, the compiler's tables)
+/// come from the heaps instead, where the small allocations each loaded function keeps pin
+/// their pages once freed. Measured with 100 functions of 175 KB loaded: 1,290 KiB of RSS per
+/// function with glibc's default, 918 KiB with this; `malloc_trim` afterwards won back only 90
+/// KiB of the difference. Call it first thing, before any thread allocates.
+pub fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt changes a setting of the allocator under its own lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}
+
 /// Returns the heap memory freed by evicted functions to the system. glibc keeps what is freed
 /// in its per-thread arenas, where a process that compiled a hundred functions would hold on to
 /// their memory long after the cache let them go.

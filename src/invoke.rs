@@ -228,10 +228,46 @@ pub struct Called {
     pub instantiate: Duration,
 }
 
+/// Where an engine replica's module is read from. In memory, it would be a copy per function
+/// beside its compiled code (175 KB of `hello`'s 900 or so), there only for when calls overlap;
+/// so with a disk cache it is kept there by digest, and read back (and checked against the
+/// digest) when a replica is built.
+enum ModuleCopy {
+    Kept {
+        artifacts: Arc<Artifacts>,
+        digest: String,
+    },
+    /// No disk cache, or the module could not be written there.
+    InMemory(Bytes),
+}
+
+impl ModuleCopy {
+    /// Blocking: may write the module.
+    fn new(module: Bytes, digest: Option<String>, artifacts: Option<&Arc<Artifacts>>) -> Self {
+        match (digest, artifacts) {
+            (Some(digest), Some(artifacts)) if artifacts.keep_module(&digest, &module) => {
+                ModuleCopy::Kept {
+                    artifacts: Arc::clone(artifacts),
+                    digest,
+                }
+            }
+            _ => ModuleCopy::InMemory(module),
+        }
+    }
+
+    /// The module's bytes; `None` if the kept copy is gone or changed. Blocking.
+    fn bytes(&self) -> Option<Bytes> {
+        match self {
+            ModuleCopy::Kept { artifacts, digest } => artifacts.module(digest),
+            ModuleCopy::InMemory(bytes) => Some(bytes.clone()),
+        }
+    }
+}
+
 /// A function ready to call: its manifest and compiled module.
 pub struct CompiledFunction {
     pub manifest: Arc<Manifest>,
-    module: Bytes,
+    module: ModuleCopy,
     options: CompileOptions,
     /// Engines not running a call.
     idle: Mutex<Vec<Engine>>,
@@ -252,11 +288,12 @@ pub struct CompiledFunction {
 }
 
 impl CompiledFunction {
-    /// Compiles `module` for `manifest` and checks that it exports every entrypoint the manifest
-    /// names. Blocking: run it off the async runtime.
+    /// Compiles `module` (its SHA-256 `digest`, when known) for `manifest` and checks that it
+    /// exports every entrypoint the manifest names. Blocking: run it off the async runtime.
     pub fn compile(
         manifest: Arc<Manifest>,
         module: Bytes,
+        digest: Option<String>,
         options: CompileOptions,
     ) -> Result<CompiledFunction, Error> {
         let started = Instant::now();
@@ -301,10 +338,14 @@ impl CompiledFunction {
                 )));
             }
         }
-        let weight = weigh(&compiled, &manifest, module.len()).min(u32::MAX as u64) as u32;
+        let module_bytes = module.len();
+        let kept = ModuleCopy::new(module.clone(), digest, options.artifacts.as_ref());
+        let in_memory = matches!(kept, ModuleCopy::InMemory(_));
+        let weight = weigh(&compiled, &manifest, &module, in_memory).min(u32::MAX as u64) as u32;
+        drop(module);
         info!(
             function = %manifest.name,
-            module_bytes = module.len(),
+            module_bytes,
             weight_bytes = weight,
             compile_ms = started.elapsed().as_secs_f64() * 1000.0,
             "compiled function"
@@ -313,7 +354,7 @@ impl CompiledFunction {
         let ready = Some(Ready::Created(plugin));
         Ok(CompiledFunction {
             manifest,
-            module,
+            module: kept,
             options,
             idle: Mutex::new(vec![Engine {
                 compiled,
@@ -675,7 +716,10 @@ impl CompiledFunction {
                 .artifacts
                 .as_ref()
                 .map(Artifacts::before_compile);
-            let built = build(&this.manifest, &this.module, &this.options);
+            let Some(module) = this.module.bytes() else {
+                return Ok(None);
+            };
+            let built = build(&this.manifest, &module, &this.options);
             if let Some(compiling) = compiling {
                 compiling.finish();
             }
@@ -685,19 +729,41 @@ impl CompiledFunction {
                 replica_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "engine replica for a concurrent call"
             );
-            Ok(Engine {
+            Ok(Some(Engine {
                 compiled,
                 host,
                 ready: None,
                 _pool: pool,
-            })
+            }))
         })
         .await
         .map_err(|panic| Error::ModuleInvalid {
             function: self.name().to_string(),
             reason: format!("compiling panicked: {panic}"),
         })??;
-        Ok((replica, waited))
+        match replica {
+            Some(replica) => Ok((replica, waited)),
+            None => {
+                // Only this runtime writes the cache, which no function can reach: the copy was
+                // removed from outside. The call takes the next engine to return (within its
+                // own deadline) instead.
+                warn!(function = %self.name(), "the module's kept copy is gone: waiting for an engine");
+                Ok((self.next_returned().await, started.elapsed()))
+            }
+        }
+    }
+
+    /// The next engine to return to `idle`.
+    async fn next_returned(&self) -> Engine {
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(engine) = self.idle.lock().expect("engine pool lock").pop() {
+                return engine;
+            }
+            returned.await;
+        }
     }
 
     fn checkin(&self, engine: Engine) {
@@ -739,22 +805,18 @@ pub fn warm_kernel(options: &CompileOptions) {
 const PER_FUNCTION_BYTES: u64 = 256;
 
 /// What a compiled function's engine and warm instance hold whatever the module: the store,
-/// Extism's kernel instance, the linker, the pages a call touches in the two memories. Measured
-/// (`make bench`, `Memory` in BENCHMARKS.md): the process grows by this much per function
-/// beyond what the rest of the weight counts.
-const INSTANCE_BYTES: u64 = 256 << 10;
-
-/// Copies of the module's bytes a compiled function holds: ours (kept to build engine
-/// replicas), and at most as much again of its data segments, copied into the warm instance's
-/// memory.
-const MODULE_COPIES: u64 = 2;
+/// Extism's kernel instance, the linker, the pages a call touches in the two memories beyond the
+/// module's data. Measured (`make bench`, `Memory` in BENCHMARKS.md): the process grows by this
+/// much per function beyond what the rest of the weight counts.
+const INSTANCE_BYTES: u64 = 128 << 10;
 
 /// What a compiled function holds in memory: each module's compiled image (code and data),
-/// per-function metadata and tables, the module's bytes and its data in the instance, and its
-/// engine and warm instance. Measured against what the process really grows by per
-/// function loaded, not derived from the instance's initial memory, of which a call touches a
-/// few pages. What compiling allocated is not the function's: it is handed back once compiled.
-fn weigh(compiled: &CompiledPlugin, manifest: &Manifest, module_bytes: usize) -> u64 {
+/// per-function metadata and tables, the data segments of `module` copied into the warm
+/// instance's memory, `module` itself if it is kept in memory, and its engine and warm
+/// instance. Measured against what the process really grows by per function loaded, not
+/// derived from the instance's initial memory, of which a call touches a few pages. What
+/// compiling allocated is not the function's: it is handed back once compiled.
+fn weigh(compiled: &CompiledPlugin, manifest: &Manifest, module: &[u8], in_memory: bool) -> u64 {
     let modules: u64 = compiled
         .modules()
         .map(|module| {
@@ -771,7 +833,34 @@ fn weigh(compiled: &CompiledPlugin, manifest: &Manifest, module_bytes: usize) ->
             code + functions + tables
         })
         .sum();
-    modules + module_bytes as u64 * MODULE_COPIES + INSTANCE_BYTES
+    let kept = if in_memory { module.len() as u64 } else { 0 };
+    modules + data_bytes(module) + kept + INSTANCE_BYTES
+}
+
+/// The bytes of `module`'s active data segments, which instantiating copies into its memory; the
+/// module's size when it cannot be read (the text format).
+fn data_bytes(module: &[u8]) -> u64 {
+    let mut total = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        match payload {
+            Ok(wasmparser::Payload::DataSection(segments)) => {
+                for segment in segments {
+                    match segment {
+                        Ok(segment)
+                            if matches!(segment.kind, wasmparser::DataKind::Active { .. }) =>
+                        {
+                            total += segment.data.len() as u64;
+                        }
+                        Ok(_) => {}
+                        Err(_) => return module.len() as u64,
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return module.len() as u64,
+        }
+    }
+    total
 }
 
 /// The longest error message of a function's own that an answer and the log carry.

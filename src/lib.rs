@@ -30,7 +30,8 @@
 //! manifest are current and the cache keeps it; an instance for one call (`instance: fresh`) or
 //! until its first error (`instance: reuse`).
 
-// The public surface: the two binaries' entry points (`bootstrap`, `cli`), the adapter and its
+// The public surface: the two binaries' entry points (`bootstrap`, `cli`, and the allocator
+// setting the runtime starts with), the adapter and its
 // configuration (for the benchmarks), and the compiled-artifact bundle format and publish
 // targets the fleet shares (the S3 tests inspect them). Everything else is the crate's own.
 pub mod artifacts;
@@ -63,6 +64,7 @@ mod watchdog;
 mod fuzz_tests;
 
 pub use app::Adapter;
+pub use cache::fix_mmap_threshold;
 pub use config::{Config, StoreLocation};
 pub use error::Error;
 pub use units::parse_duration;

@@ -148,7 +148,6 @@ impl Loader {
                 Some(_) => None,
                 None => published.and_then(|a| a.module(&module_digest)),
             };
-            let already_kept = kept.is_some();
             let local = fetched.or(kept);
             // The store's copy must hash to the digest; a local one was checked when read.
             let fetch_checked = || async {
@@ -217,16 +216,15 @@ impl Loader {
                 }
             };
             let downloaded = downloaded.entries;
-            if let Some(published) = published.filter(|_| !already_kept) {
-                published.keep_module(&module_digest, &bytes);
-            }
             let fetched_in = started.elapsed();
             let compiling = artifacts.as_ref().map(|a| a.before_compile());
             let options = self.options.clone();
             let compile_manifest = Arc::clone(manifest);
             let module = bytes.clone();
+            // Compiling keeps the module by digest (a published one is then read from there).
+            let digest = module_digest.clone();
             let mut function = tokio::task::spawn_blocking(move || {
-                CompiledFunction::compile(compile_manifest, module, options)
+                CompiledFunction::compile(compile_manifest, module, Some(digest), options)
             })
             .await
             .map_err(|panic| Error::ModuleInvalid {
@@ -354,19 +352,19 @@ impl Loader {
         deadline: Instant,
     ) -> Result<(String, Option<Bytes>), Error> {
         let manifest = &entry.manifest;
-        let known = self
-            .modules
-            .lock()
-            .expect("module state lock")
-            .get(&manifest.name)
-            .filter(|state| state.path == manifest.module)
-            .filter(|state| !self.published || state.manifest == entry.digest)
-            .cloned();
-        if let Some(state) = &known
-            && (self.published || self.fresh(state.checked_at))
-        {
-            return Ok((state.digest.clone(), None));
-        }
+        let known = {
+            let modules = self.modules.lock().expect("module state lock");
+            let known = modules
+                .get(&manifest.name)
+                .filter(|state| state.path == manifest.module)
+                .filter(|state| !self.published || state.manifest == entry.digest);
+            if let Some(state) = known
+                && (self.published || self.fresh(state.checked_at))
+            {
+                return Ok((state.digest.clone(), None));
+            }
+            known.cloned()
+        };
         let read = self
             .read_module(manifest, known.as_ref().map(|s| &s.version), deadline)
             .await;

@@ -551,6 +551,39 @@ fn one_call_timing_out_never_interrupts_another() {
     healthy(lambda);
 }
 
+#[test]
+fn overlapping_calls_are_answered_when_the_kept_module_is_gone() {
+    let store = store_with_echo();
+    hostile(&store, "busy", "busy_for", "timeout: 20s\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let lambda = Lambda::start(
+        store.path(),
+        &[
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "2"),
+            ("TMPDIR", tmp.path().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(lambda.call("busy", json!("1")), json!("done after 1 ms"));
+    // A loaded function's module is kept on disk by digest, not in memory, for the engine an
+    // overlapping call needs: taken away, the second call waits for the first one's engine.
+    let kept: Vec<_> = std::fs::read_dir(tmp.path().join("wasm-lambda/published"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    std::fs::remove_file(&kept[0]).unwrap();
+    let lambda = &lambda;
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| lambda.call("busy", json!("1500")));
+        let second = scope.spawn(|| lambda.call("busy", json!("1500")));
+        assert_eq!(first.join().unwrap(), json!("done after 1500 ms"));
+        assert_eq!(second.join().unwrap(), json!("done after 1500 ms"));
+    });
+    lambda.wait_for_log("kept copy is gone", Duration::from_secs(5));
+    healthy(lambda);
+}
+
 /// A snapshot of every file under `dir`: path, contents and modification time.
 fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
     let mut files = Vec::new();

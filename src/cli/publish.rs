@@ -289,7 +289,7 @@ async fn check_modules(functions: &[LocalFunction]) -> Vec<String> {
             }
         };
         let compiled = tokio::task::spawn_blocking(move || {
-            CompiledFunction::compile(manifest, module, CompileOptions::default()).map(|_| ())
+            CompiledFunction::compile(manifest, module, None, CompileOptions::default()).map(|_| ())
         })
         .await;
         match compiled {

@@ -9,8 +9,8 @@ pub struct CurrentPlugin {
     /// Plugin variables
     pub(crate) vars: std::collections::BTreeMap<String, Vec<u8>>,
 
-    /// Extism manifest
-    pub(crate) manifest: extism_manifest::Manifest,
+    /// Extism manifest (wasm-lambda: shared with the compiled plugin)
+    pub(crate) manifest: std::sync::Arc<extism_manifest::Manifest>,
     pub(crate) store: *mut Store<CurrentPlugin>,
     /// wasm-lambda: the kernel's exports in this store (none before its kernel is instantiated);
     /// the host finds them here rather than by name in a linker made for every store.
@@ -376,7 +376,7 @@ impl CurrentPlugin {
     }
 
     pub(crate) fn new(
-        manifest: extism_manifest::Manifest,
+        manifest: std::sync::Arc<extism_manifest::Manifest>,
         wasi: bool,
         available_pages: Option<u32>,
         allow_http_response_headers: bool,

@@ -46,12 +46,16 @@ impl CancelHandle {
 
 #[derive(Clone)]
 pub struct CompiledPlugin {
-    pub(crate) manifest: Manifest,
+    /// wasm-lambda: shared by every store's state rather than copied into each.
+    pub(crate) manifest: std::sync::Arc<Manifest>,
     pub(crate) modules: BTreeMap<String, Module>,
     pub(crate) options: PluginBuilderOptions,
     pub(crate) engine: wasmtime::Engine,
     /// wasm-lambda: how each store's instances are linked, worked out once.
     pub(crate) linking: std::sync::Arc<Linking>,
+    /// wasm-lambda: the host functions, which each plugin keeps alive by a reference rather than
+    /// a copy (each function's copy was four allocations per new plugin).
+    pub(crate) functions: std::sync::Arc<[Function]>,
 }
 
 impl CompiledPlugin {
@@ -102,13 +106,16 @@ impl CompiledPlugin {
         }
         let linker = host_linker(&engine, &builder.options.functions, builder.options.wasi)?;
         let linking = std::sync::Arc::new(Linking::new(linker, &modules)?);
+        let mut options = builder.options;
+        let functions = std::mem::take(&mut options.functions).into();
 
         Ok(CompiledPlugin {
-            manifest,
+            manifest: std::sync::Arc::new(manifest),
             modules,
-            options: builder.options,
+            options,
             engine,
             linking,
+            functions,
         })
     }
 
@@ -182,7 +189,7 @@ pub struct Plugin {
     pub(crate) runtime: Option<GuestRuntime>,
 
     /// Keep a reference to the host functions
-    _functions: Vec<Function>,
+    _functions: std::sync::Arc<[Function]>,
 
     /// wasm-lambda: the compiled plugin's linking, for a store made anew.
     linking: std::sync::Arc<Linking>,
@@ -720,7 +727,7 @@ impl Plugin {
         // existing behavior by falling back to the call fuel limit.
         Self::apply_fuel_limit(&mut store, compiled.options.effective_initialization_fuel())?;
 
-        let imports: Vec<Function> = compiled.options.functions.to_vec();
+        let imports = compiled.functions.clone();
         let main = relink(&compiled.linking, &mut store, &compiled.modules)?;
         let timer_tx = Timer::tx();
         let mut plugin = Plugin {
