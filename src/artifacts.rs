@@ -288,15 +288,16 @@ pub fn wasmtime_config() -> wasmtime::Config {
 /// (wasmtime's pooling allocator) rather than each mapping and unmapping its memories: slots for
 /// two instances (the one serving is dropped before the next is made; each is Extism's kernel and
 /// the module, each with its memory and tables), reset between uses, never shared with another
-/// function. A reset slot holds nothing of the instance before it: its pages are zeroed, up to
-/// a number of bytes by writing them, the rest by handing them back to the system. On Linux 6.7
-/// and later wasmtime asks the kernel which pages the instance wrote (`PAGEMAP_SCAN`) and zeroes
-/// those alone, up to 1 MiB of each memory and table; on older kernels it zeroes the first 64
-/// KiB whatever was written. Memory kept mapped spares the next instance its page faults, and
-/// the reset the `madvise` whose TLB flush interrupts the process's other threads.
+/// function. A reset slot holds nothing of the instance before it: the pages are zeroed (the
+/// first `KEEP_RESIDENT` bytes by writing them, the rest by handing them back to the system).
+/// wasmtime's reset by `PAGEMAP_SCAN` (zeroing only the pages the kernel reports written) is not
+/// used: it skips a written page that is not present at that moment (swapped out, or being
+/// migrated by compaction), which the next instance would then read.
 /// The pool changes how memory is found, not the code: artifacts are the same.
 pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
-    let keep_resident: usize = if pagemap_scan() { 1 << 20 } else { 64 << 10 };
+    /// Bytes of each memory zeroed in place rather than decommitted: a new instance then finds
+    /// its hottest pages mapped.
+    const KEEP_RESIDENT: usize = 64 << 10;
     const SLOTS: u32 = 4;
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(SLOTS)
@@ -310,26 +311,11 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
         .table_elements(100_000)
         .max_core_instance_size(16 << 20)
         .max_memory_size(memory_limit.min(4 << 30) as usize)
-        .linear_memory_keep_resident(keep_resident)
-        .table_keep_resident(keep_resident)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
         .max_unused_warm_slots(SLOTS)
-        .pagemap_scan(wasmtime::Enabled::Auto);
+        .pagemap_scan(wasmtime::Enabled::No);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-}
-
-/// Whether the kernel has the `PAGEMAP_SCAN` ioctl (Linux 6.7), with which wasmtime resets only
-/// the pages a pooled instance wrote.
-fn pagemap_scan() -> bool {
-    static KNOWN: OnceLock<bool> = OnceLock::new();
-    *KNOWN.get_or_init(|| {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let mut numbers = release
-            .trim()
-            .split(|c: char| !c.is_ascii_digit())
-            .map(|number| number.parse::<u32>().unwrap_or(0));
-        let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-        version >= (6, 7)
-    })
 }
 
 /// The settings of the engine Extism 1.30 builds in `CompiledPlugin::new` from
@@ -524,14 +510,18 @@ impl Artifacts {
         if std::fs::read(&path).is_ok_and(|kept| kept == bytes) {
             return true;
         }
-        // Two loads of one module may keep it at once: each writes a file of its own.
+        // Two loads of one module may keep it at once (in two processes sharing the directory,
+        // too): each writes a file of its own.
         static WRITES: AtomicU64 = AtomicU64::new(0);
         let write = WRITES.fetch_add(1, Ordering::Relaxed);
-        let temporary = self.local.join(format!("{digest}.wasm.{write}.part"));
+        let temporary = self
+            .local
+            .join(format!("{digest}.wasm.{}-{write}.part", std::process::id()));
         let written = std::fs::create_dir_all(&self.local)
             .and_then(|()| std::fs::write(&temporary, bytes))
             .and_then(|()| std::fs::rename(&temporary, &path));
         if let Err(error) = &written {
+            let _ = std::fs::remove_file(&temporary);
             debug!(%digest, %error, "module not kept locally");
         }
         written.is_ok()

@@ -391,7 +391,7 @@ impl CompiledFunction {
             return Err(error);
         }
         // Waiting for an engine preparing its next instance counts as instantiating.
-        let (mut engine, waited) = self.checkout().await?;
+        let (mut engine, waited) = self.checkout(started, timeout).await?;
         // Outbound requests end a little before the call does, so the plugin can still handle
         // their 504 before it is stopped.
         let egress_margin = (timeout / 10).min(EGRESS_MARGIN);
@@ -682,16 +682,21 @@ impl CompiledFunction {
 
     /// An idle engine; one about to return from preparing its next instance (a fraction of a
     /// millisecond, waited for up to `PREPARE_WAIT`); or a new replica when every engine is
-    /// running a call. Also returns how long it waited for a preparing engine.
-    async fn checkout(self: &Arc<Self>) -> Result<(Engine, Duration), Error> {
-        let started = tokio::time::Instant::now();
-        let give_up = started + PREPARE_WAIT;
+    /// running a call (or, when the module's kept copy is gone, the next engine to return, by the
+    /// call's deadline: `timeout` after `started`). Also returns how long it waited.
+    async fn checkout(
+        self: &Arc<Self>,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<(Engine, Duration), Error> {
+        let waited_since = tokio::time::Instant::now();
+        let give_up = waited_since + PREPARE_WAIT;
         let mut waited = Duration::ZERO;
         if self.options.inline_calls && self.preparing.load(Ordering::SeqCst) > 0 {
             // Its engine is still waiting for the work after the last response (the host did
             // not run it): done here, on this call's critical path.
             self.options.after_response.run();
-            waited = started.elapsed();
+            waited = waited_since.elapsed();
         }
         loop {
             let returned = self.returned.notified();
@@ -705,20 +710,20 @@ impl CompiledFunction {
             {
                 break;
             }
-            waited = started.elapsed();
+            waited = waited_since.elapsed();
         }
         let this = Arc::clone(self);
         let replica = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             // A replica's build loads from the compile cache: only what the runtime wrote.
+            let Some(module) = this.module.bytes() else {
+                return Ok(None);
+            };
             let compiling = this
                 .options
                 .artifacts
                 .as_ref()
                 .map(Artifacts::before_compile);
-            let Some(module) = this.module.bytes() else {
-                return Ok(None);
-            };
             let built = build(&this.manifest, &module, &this.options);
             if let Some(compiling) = compiling {
                 compiling.finish();
@@ -745,10 +750,14 @@ impl CompiledFunction {
             Some(replica) => Ok((replica, waited)),
             None => {
                 // Only this runtime writes the cache, which no function can reach: the copy was
-                // removed from outside. The call takes the next engine to return (within its
-                // own deadline) instead.
+                // removed or changed from outside. The call takes the next engine to return,
+                // within its own deadline.
                 warn!(function = %self.name(), "the module's kept copy is gone: waiting for an engine");
-                Ok((self.next_returned().await, started.elapsed()))
+                let deadline = tokio::time::Instant::from_std(started + timeout);
+                match tokio::time::timeout_at(deadline, self.next_returned()).await {
+                    Ok(engine) => Ok((engine, waited_since.elapsed())),
+                    Err(_) => Err(self.timeout_error(started, timeout)),
+                }
             }
         }
     }
