@@ -1210,7 +1210,8 @@ fn a_functions_own_error_messages_and_log_lines_are_bounded_and_cannot_forge_lin
 }
 
 /// Reads what an earlier instance of its module could have left (its memory grown, marks at
-/// three places: two in the first 64 KiB, one in a page it grows) and answers `"dirty"` if it
+/// three places: one in the first 16 KiB, which a reset slot zeroes in place, one beyond them in
+/// its initial memory, handed back, and one in a page it grows) and answers `"dirty"` if it
 /// finds any; else leaves them all and answers `"clean"`.
 fn snooper() -> String {
     format!(
