@@ -705,6 +705,15 @@ fn no_grant_reaches_the_runtimes_compile_cache() {
         ("whole-tmp-ro", format!("\"ro:{tmp_path}\": /tmp")),
         ("the-cache", format!("{tmp_path}/wasm-lambda: /c")),
         ("inside", format!("{tmp_path}/wasm-lambda/wasmtime: /c")),
+        // Every loaded function's module is kept here, read back for a concurrent call's engine.
+        (
+            "kept-modules",
+            format!("{tmp_path}/wasm-lambda/published: /c"),
+        ),
+        (
+            "kept-modules-ro",
+            format!("\"ro:{tmp_path}/wasm-lambda/published\": /c"),
+        ),
         ("dotted", format!("{tmp_path}/scratch/../wasm-lambda: /c")),
         ("trailing", format!("{tmp_path}/wasm-lambda/: /c")),
         ("linked", format!("{}/cache: /c", link.path().display())),
@@ -776,6 +785,8 @@ fn no_grant_reaches_the_runtimes_compile_cache() {
         "whole-tmp-ro",
         "the-cache",
         "inside",
+        "kept-modules",
+        "kept-modules-ro",
         "dotted",
         "trailing",
         "linked",
