@@ -16,13 +16,12 @@ all: build functions
 build: vendored
 	cargo build --bins
 
-# Extism's kernel, a binary of the published crate vendor/extism is made from, is not kept in
-# git: unpacked from that crate (cargo's download cache, else crates.io), checked against the
-# SHA-256 vendor/patches/extism/UPSTREAM names, before anything builds.
-KERNEL := vendor/extism/src/extism-runtime.wasm
-vendored: $(KERNEL)
-$(KERNEL):
-	python3 vendor/patches/vendor.py unpack
+# What git does not keep of the vendored crates (Extism's kernel, a binary; wasmtime's files no
+# patch touches) is unpacked from the published crates (cargo's download cache, else crates.io),
+# checked against the SHA-256 each vendor/patches/<crate>/UPSTREAM names, before anything builds.
+# Files already equal to the published ones are left alone, so nothing rebuilds.
+vendored:
+	@python3 vendor/patches/vendor.py unpack
 
 # Python tools, pinned to a major version, in a virtualenv inside the project (reinstalled when
 # this list changes): the Lambda Runtime API emulator, an S3-compatible server, the SAM CLI.

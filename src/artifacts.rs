@@ -288,20 +288,27 @@ pub fn wasmtime_config() -> wasmtime::Config {
 /// (wasmtime's pooling allocator) rather than each mapping and unmapping its memories: slots for
 /// two instances (the one serving is dropped before the next is made; each is Extism's kernel and
 /// the module, each with its memory and tables), reset between uses, never shared with another
-/// function. A reset slot holds nothing of the instance before it: the pages are zeroed (the
-/// first `KEEP_RESIDENT` bytes by writing them, the rest by handing them back to the system).
-/// wasmtime's reset by `PAGEMAP_SCAN` (zeroing only the pages the kernel reports written) is not
-/// used: it skips a written page that is not present at that moment (swapped out, or being
-/// migrated by compaction), which the next instance would then read.
+/// function. A reset slot holds nothing of the instance before it: every page it wrote is zeroed.
+/// Where the kernel's `PAGEMAP_SCAN` (Linux 6.7) passes [`pagemap_scan_finds_dirty_pages`], it
+/// reports the pages that hold anything, and those are zeroed in place, up to
+/// `SCANNED_RESIDENT` of them; the rest of the memory is handed back to the system (`madvise`).
+/// The vendored wasmtime's patch 0001 makes the scan report a page that is not present at that
+/// moment (swapped out, or being migrated by compaction), which upstream's skips and the next
+/// instance would read. Without the scan, the first `KEEP_RESIDENT` bytes are zeroed in place
+/// and the rest handed back.
 /// The pool changes how memory is found, not the code: artifacts are the same.
 pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
-    /// Bytes of each memory zeroed in place rather than decommitted: a new instance then finds
-    /// its hottest pages mapped. They are the lowest addresses: Extism's kernel allocates from
-    /// the start of its memory, while a Rust module's stack ends at 1 MiB and its data and heap
-    /// lie above. Measured (`examples/fresh_cost.rs`, `echo`): 27.3-28.0 µs per instance with
-    /// 16 KiB, 29.5-30.1 with 64 KiB (zeroing pages no call touched), 31.5-32.0 with none (a
-    /// fault for each of the kernel's pages).
+    /// Without the scan: bytes of each memory zeroed in place rather than decommitted, whether
+    /// written or not; a new instance then finds its hottest pages mapped. They are the lowest
+    /// addresses: Extism's kernel allocates from the start of its memory, while a Rust module's
+    /// stack ends at 1 MiB and its data and heap lie above. Measured (`examples/fresh_cost.rs`,
+    /// `echo`): 27.3-28.0 µs per instance with 16 KiB, 29.5-30.1 with 64 KiB (zeroing pages no
+    /// call touched), 31.5-32.0 with none (a fault for each of the kernel's pages).
     const KEEP_RESIDENT: usize = 16 << 10;
+    /// With the scan: at most this many written bytes of each memory are zeroed in place, the
+    /// rest handed back. A call of `hello` writes about 20 pages; zeroing a page costs less than
+    /// the fault that maps it again.
+    const SCANNED_RESIDENT: usize = 1 << 20;
     const SLOTS: u32 = 4;
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(SLOTS)
@@ -315,11 +322,134 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
         .table_elements(100_000)
         .max_core_instance_size(16 << 20)
         .max_memory_size(memory_limit.min(4 << 30) as usize)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT)
-        .max_unused_warm_slots(SLOTS)
-        .pagemap_scan(wasmtime::Enabled::No);
+        .max_unused_warm_slots(SLOTS);
+    let (scan, resident) = if pagemap_scan_finds_dirty_pages() {
+        (wasmtime::Enabled::Yes, SCANNED_RESIDENT)
+    } else {
+        (wasmtime::Enabled::No, KEEP_RESIDENT)
+    };
+    pool.pagemap_scan(scan)
+        .linear_memory_keep_resident(resident)
+        .table_keep_resident(resident);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+}
+
+/// Whether this kernel's `PAGEMAP_SCAN`, asked what the vendored wasmtime asks it when a pooled
+/// slot is reset, reports exactly the pages that hold data: tried once per process on a few
+/// pages of its own (one written, one only read, one written then handed back, one never
+/// touched; only the first must be reported). A kernel without the ioctl, or one that answers
+/// otherwise, gets the reset that zeroes the first `KEEP_RESIDENT` bytes and decommits the rest.
+pub fn pagemap_scan_finds_dirty_pages() -> bool {
+    static SOUND: OnceLock<bool> = OnceLock::new();
+    *SOUND.get_or_init(|| {
+        #[cfg(target_os = "linux")]
+        {
+            pagemap::probe()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
+        }
+    })
+}
+
+#[cfg(target_os = "linux")]
+mod pagemap {
+    use std::os::fd::AsRawFd;
+
+    const PAGE_IS_FILE: u64 = 1 << 2;
+    const PAGE_IS_PRESENT: u64 = 1 << 3;
+    const PAGE_IS_SWAPPED: u64 = 1 << 4;
+    const PAGE_IS_PFNZERO: u64 = 1 << 5;
+
+    /// `struct pm_scan_arg` of <linux/fs.h>.
+    #[repr(C)]
+    struct ScanArg {
+        size: u64,
+        flags: u64,
+        start: u64,
+        end: u64,
+        walk_end: u64,
+        vec: u64,
+        vec_len: u64,
+        max_pages: u64,
+        category_inverted: u64,
+        category_mask: u64,
+        category_anyof_mask: u64,
+        return_mask: u64,
+    }
+
+    /// `struct page_region` of <linux/fs.h>.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Region {
+        start: u64,
+        end: u64,
+        categories: u64,
+    }
+
+    /// `_IOWR('f', 16, struct pm_scan_arg)`.
+    const PAGEMAP_SCAN: libc::c_ulong = (3 << 30)
+        | ((size_of::<ScanArg>() as libc::c_ulong) << 16)
+        | ((b'f' as libc::c_ulong) << 8)
+        | 16;
+
+    pub(super) fn probe() -> bool {
+        let Ok(pagemap) = std::fs::File::open("/proc/self/pagemap") else {
+            return false;
+        };
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let len = 4 * page;
+        // SAFETY: a new private anonymous mapping, unmapped below; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return false;
+        }
+        let base = base.cast::<u8>();
+        // SAFETY: every access is inside the mapping made above, readable and writable.
+        let found = unsafe {
+            base.write_volatile(1);
+            let _ = base.add(page).read_volatile();
+            base.add(2 * page).write_volatile(1);
+            libc::madvise(base.add(2 * page).cast(), page, libc::MADV_DONTNEED);
+            let mut regions = [Region::default(); 4];
+            let mut arg = ScanArg {
+                size: size_of::<ScanArg>() as u64,
+                flags: 0,
+                start: base as u64,
+                end: base as u64 + len as u64,
+                walk_end: 0,
+                vec: regions.as_mut_ptr() as u64,
+                vec_len: regions.len() as u64,
+                max_pages: 0,
+                category_inverted: PAGE_IS_PFNZERO | PAGE_IS_FILE,
+                category_mask: PAGE_IS_PFNZERO | PAGE_IS_FILE,
+                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                return_mask: 0,
+            };
+            let count = libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN, &mut arg);
+            let found = (count >= 0).then(|| regions[..count as usize].to_vec());
+            libc::munmap(base.cast(), len);
+            found
+        };
+        let dirty = [(base as u64, base as u64 + page as u64)];
+        found.is_some_and(|regions| {
+            regions
+                .iter()
+                .map(|r| (r.start, r.end))
+                .eq(dirty.iter().copied())
+        })
+    }
 }
 
 /// The settings of the engine Extism 1.30 builds in `CompiledPlugin::new` from

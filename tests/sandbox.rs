@@ -1220,25 +1220,33 @@ fn a_functions_own_error_messages_and_log_lines_are_bounded_and_cannot_forge_lin
     healthy(&lambda);
 }
 
-/// Reads what an earlier instance of its module could have left (its memory grown, marks at
-/// three places: one in the first 16 KiB, which a reset slot zeroes in place, one beyond them in
-/// its initial memory, handed back, and one in a page it grows) and answers `"dirty"` if it
-/// finds any; else leaves them all and answers `"clean"`.
+/// Reads what an earlier instance of its module could have left and answers `"dirty"` if it
+/// finds any; else leaves it all and answers `"clean"`. It leaves its memory grown from one
+/// page to 41, a mark in the first 16 KiB (zeroed in place by a reset slot without the kernel's
+/// page scan), one beyond them in its initial memory, and one in each 4 KiB page it grew: 640
+/// pages, more than a reset with the page scan zeroes in place (the rest are handed back).
 fn snooper() -> String {
     format!(
         r#"(module {}
   (data (i32.const 1024) "\"dirty\"")
   (data (i32.const 1040) "\"clean\"")
   (func (export "handle") (result i32)
+    (local $page i32)
     (if (i32.or (i32.ne (memory.size) (i32.const 1))
           (i32.or (i32.load (i32.const 4096)) (i32.load (i32.const 60000))))
       (then (call $out (i32.const 1024) (i32.const 7)) (return (i32.const 0))))
-    (drop (memory.grow (i32.const 3)))
-    (if (i32.load (i32.const 200000))
-      (then (call $out (i32.const 1024) (i32.const 7)) (return (i32.const 0))))
+    (drop (memory.grow (i32.const 40)))
+    (local.set $page (i32.const 65536))
+    (block $grown
+      (loop $each
+        (br_if $grown (i32.ge_u (local.get $page) (i32.const 2686976)))
+        (if (i32.load (local.get $page))
+          (then (call $out (i32.const 1024) (i32.const 7)) (return (i32.const 0))))
+        (i32.store (local.get $page) (i32.const 0x5ec12e7))
+        (local.set $page (i32.add (local.get $page) (i32.const 4096)))
+        (br $each)))
     (i32.store (i32.const 4096) (i32.const 0x5ec12e7))
     (i32.store (i32.const 60000) (i32.const 0x5ec12e7))
-    (i32.store (i32.const 200000) (i32.const 0x5ec12e7))
     (call $out (i32.const 1040) (i32.const 7))
     (i32.const 0)))"#,
         common::WAT_PRELUDE

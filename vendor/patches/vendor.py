@@ -12,7 +12,9 @@ version and checksum, run `write`, fix the patches that no longer apply, run `ch
 
 The published files UPSTREAM names as `unpacked` (binaries, such as Extism's kernel) are not kept
 in git: `unpack` writes them into vendor/<crate> from the checked package, where missing or
-different, and `make` runs it before anything builds. No patch may touch them.
+different, and `make` runs it before anything builds. No patch may touch them. `unpacked = *`
+names every published file that is not excluded and that no patch touches: git then keeps only
+the patched files of a large crate (wasmtime), and `.gitignore` the rest.
 """
 
 import filecmp
@@ -86,16 +88,45 @@ def build(crate_dir, into):
     return crate
 
 
+def touched(crate_dir):
+    """The files the crate's patches change, as paths inside the crate."""
+    paths = set()
+    for patch in crate_dir.glob("*.patch"):
+        for line in patch.read_text().splitlines():
+            if line.startswith(("--- a/", "+++ b/")):
+                paths.add(line[6:])
+    return paths
+
+
+def unpacked(crate_dir, fields, archive):
+    """The published files of the crate that git does not keep."""
+    if fields["unpacked"] != ["*"]:
+        return fields["unpacked"]
+    prefix = f"{fields['crate']}-{fields['version']}/"
+    patched = touched(crate_dir)
+    wanted = []
+    for member in archive.getmembers():
+        if not member.isfile() or not member.name.startswith(prefix):
+            continue
+        relative = member.name[len(prefix):]
+        if any(relative == e or relative.startswith(e.rstrip("/") + "/") for e in fields["exclude"]):
+            continue
+        if relative not in patched:
+            wanted.append(relative)
+    return wanted
+
+
 def unpack(crate_dir):
     """Writes the crate's `unpacked` files into vendor/<crate> where missing or different."""
     fields = upstream(crate_dir)
     crate, version = fields["crate"], fields["version"]
-    wanted = fields["unpacked"]
-    if not wanted:
+    if not fields["unpacked"]:
         return
     prefix = f"{crate}-{version}/"
     data = package(crate, version, fields["sha256"])
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        wanted = unpacked(crate_dir, fields, archive)
+        written = 0
         for relative in wanted:
             try:
                 content = archive.extractfile(prefix + relative).read()
@@ -106,7 +137,9 @@ def unpack(crate_dir):
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-            print(f"vendor/{crate}/{relative}: unpacked from the published crate")
+            written += 1
+        if written:
+            print(f"vendor/{crate}: {written} file(s) unpacked from the published crate")
 
 
 def files(tree):
@@ -133,9 +166,12 @@ def main():
                 continue
             want, have = files(expected), files(vendored) if vendored.is_dir() else []
             differences = [f"only in vendor/{crate}: {f}" for f in sorted(set(have) - set(want))]
-            unpacked = set(upstream(crate_dir)["unpacked"])
+            fields = upstream(crate_dir)
+            data = package(fields["crate"], fields["version"], fields["sha256"])
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+                not_kept = set(unpacked(crate_dir, fields, archive))
             differences += [
-                f"missing from vendor/{crate}: {f}" + (" (run `make vendored`)" if f in unpacked else "")
+                f"missing from vendor/{crate}: {f}" + (" (run `make vendored`)" if f in not_kept else "")
                 for f in sorted(set(want) - set(have))
             ]
             differences += [
