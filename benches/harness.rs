@@ -1418,8 +1418,16 @@ fn main() {
          also carries the preparation, since the client sends each invocation once the previous \
          one has answered: the runtime asks for it only when its next instance is ready. CPU is \
          the runtime process's own time per invocation (median over the blocks): everything a \
-         mode costs, the instance made after the answer included.\n",
-        BLOCK * BLOCKS
+         mode costs, the instance made after the answer included. A `fresh` instance's pooled \
+         slot is reset on this host by {}.\n",
+        BLOCK * BLOCKS,
+        if wasm_lambda::artifacts::pool_resets_by_page_scan() {
+            "the kernel's page scan (`PAGEMAP_SCAN`: the pages that hold anything zeroed in \
+             place, up to 1 MiB)"
+        } else {
+            "zeroing the first 16 KiB of each memory and handing the rest back (no usable \
+             `PAGEMAP_SCAN`)"
+        }
     );
     let _ = writeln!(doc, "| measure | reuse | fresh | fresh adds | target |");
     let _ = writeln!(doc, "|---|---|---|---|---|");

@@ -289,14 +289,13 @@ pub fn wasmtime_config() -> wasmtime::Config {
 /// two instances (the one serving is dropped before the next is made; each is Extism's kernel and
 /// the module, each with its memory and tables), reset between uses, never shared with another
 /// function. A reset slot holds nothing of the instance before it: every page it wrote is zeroed.
-/// Where the kernel's `PAGEMAP_SCAN` (Linux 6.7) passes [`pagemap_scan_finds_dirty_pages`], it
-/// reports the pages that hold anything, and those are zeroed in place, up to
-/// `SCANNED_RESIDENT` of them; the rest of the memory is handed back to the system (`madvise`).
-/// The vendored wasmtime's patch 0001 makes the scan report a page that is not present at that
-/// moment (swapped out, or being migrated by compaction), which upstream's skips and the next
-/// instance would read. Without the scan, the first `KEEP_RESIDENT` bytes are zeroed in place
-/// and the rest handed back.
-/// The pool changes how memory is found, not the code: artifacts are the same.
+/// Where [`pool_resets_by_page_scan`] holds, the kernel's `PAGEMAP_SCAN` reports the pages that
+/// hold anything, and those are zeroed in place, up to `SCANNED_RESIDENT` of them; the rest of
+/// the memory is handed back to the system (`madvise`). The vendored wasmtime's patch 0001 makes
+/// the scan report a page that is not present at that moment (swapped out, or being migrated by
+/// compaction), which upstream's skips and the next instance would read. Without the scan, the
+/// first `KEEP_RESIDENT` bytes are zeroed in place and the rest handed back. The pool changes
+/// how memory is found, not the code: artifacts are the same.
 pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
     /// Without the scan: bytes of each memory zeroed in place rather than decommitted, whether
     /// written or not; a new instance then finds its hottest pages mapped. They are the lowest
@@ -305,9 +304,9 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
     /// `echo`): 27.3-28.0 µs per instance with 16 KiB, 29.5-30.1 with 64 KiB (zeroing pages no
     /// call touched), 31.5-32.0 with none (a fault for each of the kernel's pages).
     const KEEP_RESIDENT: usize = 16 << 10;
-    /// With the scan: at most this many written bytes of each memory are zeroed in place, the
-    /// rest handed back. A call of `hello` writes about 20 pages; zeroing a page costs less than
-    /// the fault that maps it again.
+    /// With the scan: at most this many bytes of each memory's pages that hold anything are
+    /// zeroed in place, the rest handed back. Zeroing a page costs less than handing it back:
+    /// the `madvise`, its TLB flush on the other cores, and the fault that maps it again.
     const SCANNED_RESIDENT: usize = 1 << 20;
     const SLOTS: u32 = 4;
     let mut pool = wasmtime::PoolingAllocationConfig::new();
@@ -323,7 +322,7 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
         .max_core_instance_size(16 << 20)
         .max_memory_size(memory_limit.min(4 << 30) as usize)
         .max_unused_warm_slots(SLOTS);
-    let (scan, resident) = if pagemap_scan_finds_dirty_pages() {
+    let (scan, resident) = if pool_resets_by_page_scan() {
         (wasmtime::Enabled::Yes, SCANNED_RESIDENT)
     } else {
         (wasmtime::Enabled::No, KEEP_RESIDENT)
@@ -334,23 +333,32 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
 }
 
+/// Whether a pooled slot is reset by the kernel's page scan here, decided once: wasmtime's own
+/// check finds the ioctl (it asks for every category, which an early kernel with the ioctl may
+/// not know; the scan required there, no pool could be made) and
+/// [`pagemap_scan_finds_dirty_pages`].
+pub fn pool_resets_by_page_scan() -> bool {
+    static SCANS: OnceLock<bool> = OnceLock::new();
+    *SCANS.get_or_init(|| {
+        wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
+            && pagemap_scan_finds_dirty_pages()
+    })
+}
+
 /// Whether this kernel's `PAGEMAP_SCAN`, asked what the vendored wasmtime asks it when a pooled
 /// slot is reset, reports exactly the pages that hold data: tried once per process on a few
 /// pages of its own (one written, one only read, one written then handed back, one never
 /// touched; only the first must be reported). A kernel without the ioctl, or one that answers
 /// otherwise, gets the reset that zeroes the first `KEEP_RESIDENT` bytes and decommits the rest.
-pub fn pagemap_scan_finds_dirty_pages() -> bool {
-    static SOUND: OnceLock<bool> = OnceLock::new();
-    *SOUND.get_or_init(|| {
-        #[cfg(target_os = "linux")]
-        {
-            pagemap::probe()
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            false
-        }
-    })
+fn pagemap_scan_finds_dirty_pages() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        pagemap::probe()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -389,10 +397,8 @@ mod pagemap {
     }
 
     /// `_IOWR('f', 16, struct pm_scan_arg)`.
-    const PAGEMAP_SCAN: libc::c_ulong = (3 << 30)
-        | ((size_of::<ScanArg>() as libc::c_ulong) << 16)
-        | ((b'f' as libc::c_ulong) << 8)
-        | 16;
+    const PAGEMAP_SCAN: u32 =
+        (3 << 30) | ((size_of::<ScanArg>() as u32) << 16) | ((b'f' as u32) << 8) | 16;
 
     pub(super) fn probe() -> bool {
         let Ok(pagemap) = std::fs::File::open("/proc/self/pagemap") else {
@@ -418,6 +424,9 @@ mod pagemap {
         let base = base.cast::<u8>();
         // SAFETY: every access is inside the mapping made above, readable and writable.
         let found = unsafe {
+            // Small pages, whatever the system's transparent huge page setting: a huge page
+            // would map all four at the first write.
+            libc::madvise(base.cast(), len, libc::MADV_NOHUGEPAGE);
             base.write_volatile(1);
             let _ = base.add(page).read_volatile();
             base.add(2 * page).write_volatile(1);
@@ -437,7 +446,7 @@ mod pagemap {
                 category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
                 return_mask: 0,
             };
-            let count = libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN, &mut arg);
+            let count = libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg);
             let found = (count >= 0).then(|| regions[..count as usize].to_vec());
             libc::munmap(base.cast(), len);
             found

@@ -1223,9 +1223,11 @@ fn a_functions_own_error_messages_and_log_lines_are_bounded_and_cannot_forge_lin
 /// Reads what an earlier instance of its module could have left and answers `"dirty"` if it
 /// finds any; else leaves it all and answers `"clean"`. It leaves its memory grown from one
 /// page to 41, a mark in the first 16 KiB (zeroed in place by a reset slot without the kernel's
-/// page scan), one beyond them in its initial memory, and one in each 4 KiB page it grew: 640
-/// pages, more than a reset with the page scan zeroes in place (the rest are handed back).
-fn snooper() -> String {
+/// page scan), one beyond them in its initial memory, and one every `stride` bytes of what it
+/// grew. With the page scan, 4096 marks all 640 pages, more than a reset zeroes in place (the
+/// rest are handed back); 8192 marks every other page, more separate runs than the scan
+/// reports at once (past them, the memory is handed back).
+fn snooper(stride: u32) -> String {
     format!(
         r#"(module {}
   (data (i32.const 1024) "\"dirty\"")
@@ -1243,7 +1245,7 @@ fn snooper() -> String {
         (if (i32.load (local.get $page))
           (then (call $out (i32.const 1024) (i32.const 7)) (return (i32.const 0))))
         (i32.store (local.get $page) (i32.const 0x5ec12e7))
-        (local.set $page (i32.add (local.get $page) (i32.const 4096)))
+        (local.set $page (i32.add (local.get $page) (i32.const {stride})))
         (br $each)))
     (i32.store (i32.const 4096) (i32.const 0x5ec12e7))
     (i32.store (i32.const 60000) (i32.const 0x5ec12e7))
@@ -1323,9 +1325,9 @@ fn a_start_function_that_calls_the_host_reaches_its_own_instance() {
 #[test]
 fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory() {
     let store = Store::new();
-    store.add_wat("fresh-a", &snooper(), "instance: fresh\n");
-    store.add_wat("fresh-b", &snooper(), "instance: fresh\n");
-    store.add_wat("warm", &snooper(), "instance: reuse\n");
+    store.add_wat("fresh-a", &snooper(4096), "instance: fresh\n");
+    store.add_wat("fresh-b", &snooper(8192), "instance: fresh\n");
+    store.add_wat("warm", &snooper(4096), "instance: reuse\n");
     for concurrency in ["1", "4"] {
         let lambda = Lambda::start(store.path(), &[("AWS_LAMBDA_MAX_CONCURRENCY", concurrency)]);
         // The control: an instance kept warm finds its own marks.

@@ -46,20 +46,29 @@ def upstream(crate_dir):
     return fields
 
 
+# Packages downloaded from crates.io are kept here: cargo never fetches a crate that
+# `[patch.crates-io]` replaces, so its own cache does not have them.
+DOWNLOADED = ROOT / "target" / "vendored-crates"
+
+
 def package(crate, version, sha256):
     name = f"{crate}-{version}.crate"
     cached = glob.glob(os.path.expanduser(f"~/.cargo/registry/cache/*/{name}"))
-    if cached:
-        data = pathlib.Path(cached[0]).read_bytes()
-    else:
-        url = f"https://static.crates.io/crates/{crate}/{name}"
-        try:
-            data = urllib.request.urlopen(url, timeout=60).read()
-        except OSError as error:
-            sys.exit(f"cannot download {url}: {error}")
+    cached += [str(DOWNLOADED / name)] if (DOWNLOADED / name).is_file() else []
+    for path in cached:
+        data = pathlib.Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() == sha256:
+            return data
+    url = f"https://static.crates.io/crates/{crate}/{name}"
+    try:
+        data = urllib.request.urlopen(url, timeout=60).read()
+    except OSError as error:
+        sys.exit(f"cannot download {url}: {error}")
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         sys.exit(f"{name} has SHA-256 {actual}, not the expected {sha256}")
+    DOWNLOADED.mkdir(parents=True, exist_ok=True)
+    (DOWNLOADED / name).write_bytes(data)
     return data
 
 

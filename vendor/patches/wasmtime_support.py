@@ -4,9 +4,15 @@ The rule (README: Security): wasmtime releases a new major version every month a
 each for a short while; every 12th (24, 36, 48, ...) is a long-term-support line, released on
 August 20th of its year and supported for 24 months. We run only LTS lines, inside their 24
 months, with every wasmtime-family crate (wasmtime-*, wiggle, wasi-common) of the same release.
-Moving to the next LTS line: raise `wasmtime` in Cargo.toml and the version in the vendored
-Extism's wasmtime patch (vendor/patches/extism/), run `vendor/patches/vendor.py write`, fix what
-no longer builds, and run `make test` and `make bench`.
+Moving to the next LTS line (or taking a security release of this one): raise `wasmtime` in
+Cargo.toml, the version in the vendored Extism's wasmtime patch (vendor/patches/extism/) and the
+version and SHA-256 in vendor/patches/wasmtime/UPSTREAM (see its README), run
+`vendor/patches/vendor.py write`, fix what no longer builds, and run `make test` and `make bench`.
+
+It also fails unless the wasmtime Cargo.lock resolves is the vendored one (a path, no registry
+source) of the version vendor/patches/wasmtime/UPSTREAM names: should Cargo.toml ask for another
+version, cargo only warns that the `[patch.crates-io]` entry is unused and builds the published
+crate, without the patch the instance pool's reset relies on.
 """
 
 import datetime
@@ -31,6 +37,17 @@ def main():
     if len(versions) != 1:
         sys.exit(f"Cargo.lock resolves wasmtime to {sorted(versions) or 'nothing'}: expected one version")
     version = versions.pop()
+    upstream = {}
+    for line in (ROOT / "vendor" / "patches" / "wasmtime" / "UPSTREAM").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if value and not line.lstrip().startswith("#"):
+            upstream[key.strip()] = value.strip()
+    resolved = [p for p in lock["package"] if p["name"] == "wasmtime"]
+    if any("source" in p for p in resolved) or version != upstream.get("version"):
+        sys.exit(f"Cargo.lock resolves wasmtime {version} from crates.io, not the vendored "
+                 f"wasmtime {upstream.get('version')} (vendor/wasmtime, with its patch): make "
+                 "Cargo.toml's wasmtime and vendor/patches/wasmtime/UPSTREAM agree (see this "
+                 "script's doc)")
     major = int(version.split(".")[0])
     mixed = [f"{name} {v}" for name, v in packages if v != version]
     if mixed:

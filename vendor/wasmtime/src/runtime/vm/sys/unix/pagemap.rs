@@ -136,8 +136,8 @@ impl PageMap {
 /// this function will perform a scan of `ptr` for `len` bytes which will search
 /// for pages that:
 ///
-/// * Are present.
-/// * Have been written.
+/// * Are present, or swapped out (a page being migrated is also swapped at
+///   that moment).
 /// * Are NOT backed by the "zero" page.
 /// * Are NOT backed by a "file" page.
 ///
@@ -170,12 +170,16 @@ impl PageMap {
 /// Putting this all together this helps explain the search criteria for
 /// `PAGEMAP_SCAN`, notably:
 ///
-/// * `Categories::PRESENT` - we're only interested in present pages, anything
-///   unmapped wasn't touched by the guest so no need for the host to touch it
-///   either.
+/// * `Categories::PRESENT | Categories::SWAPPED` (any of them) - we're only
+///   interested in pages that hold something, anything unmapped wasn't
+///   touched by the guest so no need for the host to touch it either. A page
+///   the guest wrote that is swapped out, or being migrated, at the moment of
+///   the scan is `SWAPPED`, not `PRESENT`, and must be reset all the same.
 ///
-/// * `Categories::WRITTEN` - if a page was only read by the guest no need to
-///   take a look at it as the contents aren't changed from the initial image.
+/// * `Categories::WRITTEN` is not asked for: outside userfaultfd's write
+///   protection it does not tell written pages from others (a page only read
+///   maps the zero page, excluded below; a kernel measured here reported
+///   `WRITTEN` for pages never touched).
 ///
 /// * `!Categories::PFNZERO` - if a page is mapped to the zero page then it's
 ///   guaranteed to be readonly and it means that wasm read the memory but
@@ -295,9 +299,8 @@ pub unsafe fn reset_with_pagemap(
         // The dirty pages are those that hold anything at all: present, or
         // swapped out (a page being migrated is also `SWAPPED`, not
         // `PRESENT`, at that moment). `WRITTEN` is not asked for: outside
-        // userfaultfd's write protection it says nothing reliable (Linux
-        // 6.18 reports it for a page never touched, others only for pages
-        // present or swapped).
+        // userfaultfd's write protection it says nothing reliable (a 6.18
+        // kernel was measured reporting it for pages never touched).
         .category_anyof_mask(Categories::PRESENT | Categories::SWAPPED)
         // Don't return any categories back. This helps group regions together
         // since the reported set of categories is always empty and we otherwise
