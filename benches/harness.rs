@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{ROOT, S3Server, Store, WAT_PRELUDE, block_on, free_port};
 use serde_json::{Value, json};
+use wasm_lambda::artifacts::{SlotReset, choose_slot_reset, slot_reset};
 
 const BUCKET: &str = "functions";
 /// Invocations per block, and blocks per side, of the warm comparison.
@@ -130,7 +131,8 @@ fn runtime(program: &Path, runtime_api: &str, function: &str) -> Command {
         .env("AWS_LAMBDA_FUNCTION_NAME", function)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_LOG_LEVEL", "WARN");
+        .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
+        .envs(std::env::var("SLOT_RESET").map(|how| ("SLOT_RESET", how)));
     command
 }
 
@@ -1278,6 +1280,13 @@ fn main() {
         eprintln!("benchmarks run with `make bench`");
         return;
     }
+    // The bootstraps it starts inherit `SLOT_RESET`; the report names the reset they use.
+    if let Ok(how) = std::env::var("SLOT_RESET") {
+        let how: SlotReset = how
+            .parse()
+            .unwrap_or_else(|error| panic!("SLOT_RESET={how:?}: {error}"));
+        choose_slot_reset(how);
+    }
     // `BENCH=cold,init` runs some parts only (and writes no BENCHMARKS.md).
     let only = std::env::var("BENCH").ok();
     let part = |name: &str| {
@@ -1421,12 +1430,19 @@ fn main() {
          mode costs, the instance made after the answer included. A `fresh` instance's pooled \
          slot is reset on this host by {}.\n",
         BLOCK * BLOCKS,
-        if wasm_lambda::artifacts::pool_resets_by_page_scan() {
-            "the kernel's page scan (`PAGEMAP_SCAN`: the pages that hold anything zeroed in \
-             place, up to 1 MiB)"
-        } else {
-            "zeroing the first 16 KiB of each memory and handing the rest back (no usable \
-             `PAGEMAP_SCAN`)"
+        match slot_reset() {
+            SlotReset::Scan => {
+                "the kernel's page scan (`SLOT_RESET=scan`, `PAGEMAP_SCAN`: the pages that \
+                 hold anything zeroed in place, up to 1 MiB)"
+            }
+            SlotReset::Read => {
+                "reading the page map (`SLOT_RESET=read`: the pages present or swapped out \
+                 zeroed in place, up to 1 MiB)"
+            }
+            SlotReset::Zero => {
+                "zeroing the first 16 KiB of each memory and handing the rest back \
+                 (`SLOT_RESET=zero`)"
+            }
         }
     );
     let _ = writeln!(doc, "| measure | reuse | fresh | fresh adds | target |");

@@ -181,6 +181,13 @@ impl Adapter {
         config: Config,
         store: Arc<dyn FunctionStore>,
     ) -> anyhow::Result<Adapter> {
+        if let Some(wanted) = config.slot_reset {
+            let used = crate::artifacts::choose_slot_reset(wanted);
+            if used != wanted {
+                warn!(%wanted, %used, "SLOT_RESET: this kernel does not answer as `{wanted}` needs; `{used}` is used");
+            }
+        }
+        debug!(slot_reset = %crate::artifacts::slot_reset(), "instance slots of `fresh` functions");
         let egress = EgressPolicy::new(config.allow_private_egress, config.runtime_api.as_deref());
         if egress.allows_private() {
             warn!(

@@ -288,26 +288,21 @@ pub fn wasmtime_config() -> wasmtime::Config {
 /// (wasmtime's pooling allocator) rather than each mapping and unmapping its memories: slots for
 /// two instances (the one serving is dropped before the next is made; each is Extism's kernel and
 /// the module, each with its memory and tables), reset between uses, never shared with another
-/// function. A reset slot holds nothing of the instance before it: every page it wrote is zeroed.
-/// Where [`pool_resets_by_page_scan`] holds, the kernel's `PAGEMAP_SCAN` reports the pages that
-/// hold anything, and those are zeroed in place, up to `SCANNED_RESIDENT` of them; the rest of
-/// the memory is handed back to the system (`madvise`). The vendored wasmtime's patch 0001 makes
-/// the scan report a page that is not present at that moment (swapped out, or being migrated by
-/// compaction), which upstream's skips and the next instance would read. Without the scan, the
-/// first `KEEP_RESIDENT` bytes are zeroed in place and the rest handed back. The pool changes
-/// how memory is found, not the code: artifacts are the same.
+/// function. A reset slot holds nothing of the instance before it: every page it wrote is zeroed,
+/// as [`slot_reset`] says. The pool changes how memory is found, not the code: artifacts are the
+/// same.
 pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
-    /// Without the scan: bytes of each memory zeroed in place rather than decommitted, whether
+    /// `SlotReset::Zero`: bytes of each memory zeroed in place rather than decommitted, whether
     /// written or not; a new instance then finds its hottest pages mapped. They are the lowest
     /// addresses: Extism's kernel allocates from the start of its memory, while a Rust module's
     /// stack ends at 1 MiB and its data and heap lie above. Measured (`examples/fresh_cost.rs`,
     /// `echo`): 27.3-28.0 µs per instance with 16 KiB, 29.5-30.1 with 64 KiB (zeroing pages no
     /// call touched), 31.5-32.0 with none (a fault for each of the kernel's pages).
     const KEEP_RESIDENT: usize = 16 << 10;
-    /// With the scan: at most this many bytes of each memory's pages that hold anything are
+    /// `Scan` and `Read`: at most this many bytes of each memory's pages that hold anything are
     /// zeroed in place, the rest handed back. Zeroing a page costs less than handing it back:
     /// the `madvise`, its TLB flush on the other cores, and the fault that maps it again.
-    const SCANNED_RESIDENT: usize = 1 << 20;
+    const FOUND_RESIDENT: usize = 1 << 20;
     const SLOTS: u32 = 4;
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(SLOTS)
@@ -322,10 +317,11 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
         .max_core_instance_size(16 << 20)
         .max_memory_size(memory_limit.min(4 << 30) as usize)
         .max_unused_warm_slots(SLOTS);
-    let (scan, resident) = if pool_resets_by_page_scan() {
-        (wasmtime::Enabled::Yes, SCANNED_RESIDENT)
-    } else {
-        (wasmtime::Enabled::No, KEEP_RESIDENT)
+    // The vendored wasmtime's `Auto` reads the page map (its patch 0002).
+    let (scan, resident) = match slot_reset() {
+        SlotReset::Scan => (wasmtime::Enabled::Yes, FOUND_RESIDENT),
+        SlotReset::Read => (wasmtime::Enabled::Auto, FOUND_RESIDENT),
+        SlotReset::Zero => (wasmtime::Enabled::No, KEEP_RESIDENT),
     };
     pool.pagemap_scan(scan)
         .linear_memory_keep_resident(resident)
@@ -333,30 +329,90 @@ pub fn pool_instances(config: &mut wasmtime::Config, memory_limit: u64) {
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
 }
 
-/// Whether a pooled slot is reset by the kernel's page scan here, decided once: wasmtime's own
-/// check finds the ioctl (it asks for every category, which an early kernel with the ioctl may
-/// not know; the scan required there, no pool could be made) and
-/// [`pagemap_scan_finds_dirty_pages`].
-pub fn pool_resets_by_page_scan() -> bool {
-    static SCANS: OnceLock<bool> = OnceLock::new();
-    *SCANS.get_or_init(|| {
-        wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
-            && pagemap_scan_finds_dirty_pages()
-    })
+/// How a pooled instance slot is reset between instances (`SLOT_RESET`): which pages of its
+/// memories and tables are zeroed in place, the rest being handed back to the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotReset {
+    /// The kernel's `PAGEMAP_SCAN` ioctl (Linux 6.7) reports the pages that hold anything,
+    /// present or swapped out (the vendored wasmtime's patch 0001): one call per memory.
+    Scan,
+    /// The page map is read entry by entry (`/proc/self/pagemap`, 8 bytes a page) for the same
+    /// pages, where the ioctl is missing (the vendored wasmtime's patch 0002).
+    Read,
+    /// The first 16 KiB of each memory are zeroed, whatever they hold, and the rest handed
+    /// back: a `madvise`, whose TLB flush interrupts the other cores, and a fault for each page
+    /// the next instance touches.
+    Zero,
 }
 
-/// Whether this kernel's `PAGEMAP_SCAN`, asked what the vendored wasmtime asks it when a pooled
-/// slot is reset, reports exactly the pages that hold data: tried once per process on a few
-/// pages of its own (one written, one only read, one written then handed back, one never
-/// touched; only the first must be reported). A kernel without the ioctl, or one that answers
-/// otherwise, gets the reset that zeroes the first `KEEP_RESIDENT` bytes and decommits the rest.
-fn pagemap_scan_finds_dirty_pages() -> bool {
+impl std::str::FromStr for SlotReset {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SlotReset, String> {
+        match text {
+            "scan" => Ok(SlotReset::Scan),
+            "read" => Ok(SlotReset::Read),
+            "zero" => Ok(SlotReset::Zero),
+            _ => Err("expected `scan`, `read` or `zero`".to_string()),
+        }
+    }
+}
+
+impl fmt::Display for SlotReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SlotReset::Scan => "scan",
+            SlotReset::Read => "read",
+            SlotReset::Zero => "zero",
+        })
+    }
+}
+
+static SLOT_RESET: OnceLock<SlotReset> = OnceLock::new();
+
+/// Sets how slots are reset (`SLOT_RESET`), before the first pool is made, and returns the way
+/// in effect: a way this kernel lacks falls back to the next one, and once a pool was made,
+/// nothing changes.
+pub fn choose_slot_reset(wanted: SlotReset) -> SlotReset {
+    *SLOT_RESET.get_or_init(|| best_slot_reset(wanted))
+}
+
+/// How slots are reset in this process: as chosen, else the best this kernel has, each way
+/// used only where a probe of the kernel finds exactly the written page among four of its own
+/// (one written, one only read, one written then handed back, one never touched).
+pub fn slot_reset() -> SlotReset {
+    *SLOT_RESET.get_or_init(|| best_slot_reset(SlotReset::Scan))
+}
+
+fn best_slot_reset(wanted: SlotReset) -> SlotReset {
+    // wasmtime's own check of the ioctl asks for every category, which an early kernel with
+    // the ioctl may not know: the scan required there, no pool could be made.
+    if wanted == SlotReset::Scan
+        && wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
+        && pagemap_finds_dirty_pages(SlotReset::Scan)
+    {
+        return SlotReset::Scan;
+    }
+    if wanted != SlotReset::Zero && pagemap_finds_dirty_pages(SlotReset::Read) {
+        return SlotReset::Read;
+    }
+    SlotReset::Zero
+}
+
+/// Whether the kernel's page map, asked as the vendored wasmtime asks it when a pooled slot is
+/// reset the `how` way, reports exactly the pages that hold data, on four pages of its own:
+/// one written, one only read, one written then handed back, one never touched. The ioctl
+/// must report the first only; a read of the entries must find the first two (a page only read
+/// maps the shared zero page, which an unprivileged reader cannot tell from others) and not
+/// the last two.
+fn pagemap_finds_dirty_pages(how: SlotReset) -> bool {
     #[cfg(target_os = "linux")]
     {
-        pagemap::probe()
+        pagemap::probe(how)
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = how;
         false
     }
 }
@@ -400,7 +456,9 @@ mod pagemap {
     const PAGEMAP_SCAN: u32 =
         (3 << 30) | ((size_of::<ScanArg>() as u32) << 16) | ((b'f' as u32) << 8) | 16;
 
-    pub(super) fn probe() -> bool {
+    pub(super) fn probe(how: super::SlotReset) -> bool {
+        use std::os::unix::fs::FileExt;
+
         let Ok(pagemap) = std::fs::File::open("/proc/self/pagemap") else {
             return false;
         };
@@ -422,8 +480,9 @@ mod pagemap {
             return false;
         }
         let base = base.cast::<u8>();
+        let start = base as u64;
         // SAFETY: every access is inside the mapping made above, readable and writable.
-        let found = unsafe {
+        unsafe {
             // Small pages, whatever the system's transparent huge page setting: a huge page
             // would map all four at the first write.
             libc::madvise(base.cast(), len, libc::MADV_NOHUGEPAGE);
@@ -431,33 +490,66 @@ mod pagemap {
             let _ = base.add(page).read_volatile();
             base.add(2 * page).write_volatile(1);
             libc::madvise(base.add(2 * page).cast(), page, libc::MADV_DONTNEED);
-            let mut regions = [Region::default(); 4];
-            let mut arg = ScanArg {
-                size: size_of::<ScanArg>() as u64,
-                flags: 0,
-                start: base as u64,
-                end: base as u64 + len as u64,
-                walk_end: 0,
-                vec: regions.as_mut_ptr() as u64,
-                vec_len: regions.len() as u64,
-                max_pages: 0,
-                category_inverted: PAGE_IS_PFNZERO | PAGE_IS_FILE,
-                category_mask: PAGE_IS_PFNZERO | PAGE_IS_FILE,
-                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                return_mask: 0,
-            };
-            let count = libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg);
-            let found = (count >= 0).then(|| regions[..count as usize].to_vec());
-            libc::munmap(base.cast(), len);
-            found
+        }
+        let found: Option<Vec<(u64, u64)>> = match how {
+            super::SlotReset::Scan => {
+                let mut regions = [Region::default(); 4];
+                let mut arg = ScanArg {
+                    size: size_of::<ScanArg>() as u64,
+                    flags: 0,
+                    start,
+                    end: start + len as u64,
+                    walk_end: 0,
+                    vec: regions.as_mut_ptr() as u64,
+                    vec_len: regions.len() as u64,
+                    max_pages: 0,
+                    category_inverted: PAGE_IS_PFNZERO | PAGE_IS_FILE,
+                    category_mask: PAGE_IS_PFNZERO | PAGE_IS_FILE,
+                    category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                    return_mask: 0,
+                };
+                // SAFETY: `arg` and `regions` are what the ioctl reads and writes, alive
+                // for the call.
+                let count =
+                    unsafe { libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
+                (count >= 0).then(|| {
+                    regions[..count as usize]
+                        .iter()
+                        .map(|r| (r.start, r.end))
+                        .collect()
+                })
+            }
+            super::SlotReset::Read => {
+                // Bits 63 and 62 of an entry: present, swapped out.
+                const HOLDS: u64 = (1 << 63) | (1 << 62);
+                let mut bytes = [0u8; 32];
+                let offset = start / page as u64 * 8;
+                pagemap.read_exact_at(&mut bytes, offset).ok().map(|()| {
+                    bytes
+                        .chunks_exact(8)
+                        .enumerate()
+                        .filter(|(_, entry)| {
+                            u64::from_ne_bytes((*entry).try_into().unwrap()) & HOLDS != 0
+                        })
+                        .map(|(i, _)| {
+                            let at = start + (i * page) as u64;
+                            (at, at + page as u64)
+                        })
+                        .collect()
+                })
+            }
+            super::SlotReset::Zero => None,
         };
-        let dirty = [(base as u64, base as u64 + page as u64)];
-        found.is_some_and(|regions| {
-            regions
-                .iter()
-                .map(|r| (r.start, r.end))
-                .eq(dirty.iter().copied())
-        })
+        // SAFETY: the mapping made above, no longer used.
+        unsafe {
+            libc::munmap(base.cast(), len);
+        }
+        let page = page as u64;
+        let expected: &[(u64, u64)] = match how {
+            super::SlotReset::Scan => &[(start, start + page)],
+            _ => &[(start, start + page), (start + page, start + 2 * page)],
+        };
+        found.is_some_and(|found| found == expected)
     }
 }
 
@@ -1071,6 +1163,23 @@ mod tests {
                 assert_eq!(add.call(&mut store, (2, 3)).unwrap(), 5);
             }
         }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_slot_reset_falls_back_to_what_the_kernel_has() {
+        // Reading the page map works on every Linux with /proc; the ioctl where it exists
+        // and answers as the reset expects.
+        assert_eq!(best_slot_reset(SlotReset::Read), SlotReset::Read);
+        assert_eq!(best_slot_reset(SlotReset::Zero), SlotReset::Zero);
+        let scan = best_slot_reset(SlotReset::Scan);
+        assert_eq!(
+            scan == SlotReset::Scan,
+            wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
+                && pagemap_finds_dirty_pages(SlotReset::Scan),
+            "{scan}"
+        );
+        assert_ne!(scan, SlotReset::Zero);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `SOURCE_NAMES` | unset | `name=resource,...`: the deployed resource each hook and grant name stands for |
 //! | `KV_TABLE` | `wasm-lambda-kv` | the DynamoDB table (keys `pk`, `sk`) of the key-value capability |
 //! | `SECRETS_TTL` | `5m` | how long a secret read through the host is reused |
+//! | `SLOT_RESET` | the best this kernel has | how an `instance: fresh` slot is reset: `scan`, `read` or `zero` |
 //!
 //! A bad value is an error naming the variable and the value, never a silent default.
 
@@ -36,6 +37,7 @@ pub const ENV_ALLOW_PRIVATE_EGRESS: &str = "ALLOW_PRIVATE_EGRESS";
 pub const ENV_SOURCE_NAMES: &str = "SOURCE_NAMES";
 pub const ENV_KV_TABLE: &str = "KV_TABLE";
 pub const ENV_SECRETS_TTL: &str = "SECRETS_TTL";
+pub const ENV_SLOT_RESET: &str = "SLOT_RESET";
 pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 pub const ENV_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
@@ -83,6 +85,8 @@ pub struct Config {
     pub kv_table: String,
     /// How long a secret read is reused.
     pub secrets_ttl: Duration,
+    /// How pooled instance slots are reset; `None`: the best this kernel has.
+    pub slot_reset: Option<crate::artifacts::SlotReset>,
 }
 
 /// A variable whose value cannot be used.
@@ -226,6 +230,15 @@ impl Config {
                     .map_err(|reason| invalid(ENV_SECRETS_TTL, &value, reason))?,
                 None => DEFAULT_SECRETS_TTL,
             },
+            slot_reset: match get(ENV_SLOT_RESET) {
+                Some(value) => Some(
+                    value
+                        .trim()
+                        .parse()
+                        .map_err(|reason: String| invalid(ENV_SLOT_RESET, &value, reason))?,
+                ),
+                None => None,
+            },
             max_concurrency: get(ENV_MAX_CONCURRENCY)
                 .and_then(|value| value.trim().parse::<usize>().ok())
                 .filter(|&max| max > 0)
@@ -249,6 +262,27 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn slot_reset_is_one_of_three_ways_or_the_kernels_best() {
+        use crate::artifacts::SlotReset;
+        assert_eq!(config(&[]).unwrap().slot_reset, None);
+        for (text, how) in [
+            ("scan", SlotReset::Scan),
+            ("read", SlotReset::Read),
+            (" zero ", SlotReset::Zero),
+        ] {
+            assert_eq!(
+                config(&[(ENV_SLOT_RESET, text)]).unwrap().slot_reset,
+                Some(how)
+            );
+        }
+        let error = config(&[(ENV_SLOT_RESET, "fast")]).unwrap_err().to_string();
+        assert!(
+            error.contains("SLOT_RESET") && error.contains("fast"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1328,8 +1328,15 @@ fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory() {
     store.add_wat("fresh-a", &snooper(4096), "instance: fresh\n");
     store.add_wat("fresh-b", &snooper(8192), "instance: fresh\n");
     store.add_wat("warm", &snooper(4096), "instance: reuse\n");
-    for concurrency in ["1", "4"] {
-        let lambda = Lambda::start(store.path(), &[("AWS_LAMBDA_MAX_CONCURRENCY", concurrency)]);
+    // Each way a slot can be reset; where this kernel lacks one, the next one is used.
+    for (reset, concurrency) in [("scan", "1"), ("scan", "4"), ("read", "1"), ("zero", "1")] {
+        let lambda = Lambda::start(
+            store.path(),
+            &[
+                ("AWS_LAMBDA_MAX_CONCURRENCY", concurrency),
+                ("SLOT_RESET", reset),
+            ],
+        );
         // The control: an instance kept warm finds its own marks.
         assert_eq!(lambda.call("warm", Value::Null), json!("clean"));
         assert_eq!(lambda.call("warm", Value::Null), json!("dirty"));
@@ -1340,7 +1347,7 @@ fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory() {
                 assert_eq!(
                     lambda.call(function, Value::Null),
                     json!("clean"),
-                    "{function}, call {round}, concurrency {concurrency}"
+                    "{function}, call {round}, concurrency {concurrency}, reset {reset}"
                 );
             }
         }

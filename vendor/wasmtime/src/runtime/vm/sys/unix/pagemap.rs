@@ -94,8 +94,16 @@ static PROCESS_PAGEMAP: std::sync::LazyLock<Option<File>> = std::sync::LazyLock:
     }
 });
 
+/// This process's page map, and how a reset asks it which pages hold
+/// anything: by the `PAGEMAP_SCAN` ioctl, or by reading its entries.
 #[derive(Debug)]
-pub struct PageMap(&'static File);
+pub struct PageMap(&'static File, Mode);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Scan,
+    Read,
+}
 
 impl PageMap {
     #[cfg(feature = "pooling-allocator")]
@@ -115,7 +123,20 @@ impl PageMap {
         unsafe {
             ioctl(&file, pm_scan).ok()?;
         }
-        Some(PageMap(file))
+        Some(PageMap(file, Mode::Scan))
+    }
+
+    /// The page map read entry by entry (`/proc/self/pagemap`, on every
+    /// Linux since 2.6.25), for kernels without the `PAGEMAP_SCAN` ioctl:
+    /// a reset reads the entries of the memory it resets, 8 bytes a page, and
+    /// zeroes in place the pages present or swapped out.
+    #[cfg(feature = "pooling-allocator")]
+    pub fn reader() -> Option<PageMap> {
+        let file = PROCESS_PAGEMAP.as_ref()?;
+        let mut entry = [0u8; 8];
+        let probe = (&raw const entry).addr() / host_page_size() * 8;
+        rustix::io::pread(file, &mut entry, probe as u64).ok()?;
+        Some(PageMap(file, Mode::Read))
     }
 }
 
@@ -262,6 +283,20 @@ pub unsafe fn reset_with_pagemap(
     }
 
     let pagemap = match pagemap {
+        Some(pagemap) if pagemap.1 == Mode::Read => {
+            // SAFETY: the safety requirement of `reset_by_reading` is the same
+            // as this function's.
+            return unsafe {
+                reset_by_reading(
+                    pagemap.0,
+                    ptr,
+                    len,
+                    keep_resident,
+                    reset_manually,
+                    decommit,
+                )
+            };
+        }
         Some(pagemap) => pagemap,
 
         // Fall back to the default behavior.
@@ -352,6 +387,97 @@ pub unsafe fn reset_with_pagemap(
     decommit(result.walk_end().cast_mut(), len.byte_count() - scan_size);
 
     bytes_resident
+}
+
+/// Resets `ptr` for `len` bytes by reading its page map entries: each run of
+/// pages that are present or swapped out (bits 63 and 62 of an entry) and not
+/// file pages (bit 61: an unmodified page of a copy-on-write memory image, as
+/// the scan's `!FILE`) is passed to `reset_manually`, until `keep_resident`
+/// bytes have been; from the page where that budget runs out to the end, the
+/// memory is decommitted. A page with neither bit holds nothing: never touched,
+/// or already decommitted. A page that maps the shared zero page is present
+/// too, and zeroed all the same (an unprivileged reader sees no frame numbers
+/// to tell it apart). Should a read of the page map fail, everything not reset
+/// yet is decommitted.
+///
+/// # Safety
+///
+/// Requires that `ptr` is valid to read and write for `len` bytes.
+unsafe fn reset_by_reading(
+    pagemap: &File,
+    ptr: *mut u8,
+    len: HostAlignedByteCount,
+    keep_resident: HostAlignedByteCount,
+    mut reset_manually: impl FnMut(&mut [u8]),
+    mut decommit: impl FnMut(*mut u8, usize),
+) -> usize {
+    const PRESENT: u64 = 1 << 63;
+    const SWAPPED: u64 = 1 << 62;
+    const FILE: u64 = 1 << 61;
+    /// Entries read at once: 4 KiB of them.
+    const CHUNK: usize = 512;
+
+    let page = host_page_size();
+    let pages = len.byte_count() / page;
+    let budget = keep_resident.byte_count() / page;
+    let first = ptr.addr() / page;
+    let mut entries = [0u64; CHUNK];
+    let mut reset = 0;
+    let mut run: Option<usize> = None;
+    // SAFETY: `start..end` are pages of `ptr` for `len` bytes, which it is a
+    // contract of this function that the caller may write.
+    let mut reset_run = |start: usize, end: usize| unsafe {
+        reset_manually(std::slice::from_raw_parts_mut(
+            ptr.add(start * page),
+            (end - start) * page,
+        ));
+    };
+    let mut at = 0;
+    while at < pages {
+        let count = CHUNK.min(pages - at);
+        let offset = ((first + at) * 8) as u64;
+        // SAFETY: the bytes of `entries`, which any value of `u64` fills.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<u8>(), count * 8)
+        };
+        let full = match rustix::io::pread(pagemap, &mut *bytes, offset) {
+            Ok(read) => read == bytes.len(),
+            Err(_) => false,
+        };
+        if !full {
+            log::warn!("failed to read the page map: the rest of the memory is decommitted");
+            if let Some(start) = run.take() {
+                reset_run(start, at);
+            }
+            // SAFETY: within `ptr` for `len` bytes.
+            decommit(unsafe { ptr.add(at * page) }, (pages - at) * page);
+            return reset * page;
+        }
+        for (i, entry) in entries[..count].iter().enumerate() {
+            let index = at + i;
+            if entry & (PRESENT | SWAPPED) == 0 || entry & FILE != 0 {
+                if let Some(start) = run.take() {
+                    reset_run(start, index);
+                }
+                continue;
+            }
+            if reset == budget {
+                if let Some(start) = run.take() {
+                    reset_run(start, index);
+                }
+                // SAFETY: within `ptr` for `len` bytes.
+                decommit(unsafe { ptr.add(index * page) }, (pages - index) * page);
+                return reset * page;
+            }
+            run.get_or_insert(index);
+            reset += 1;
+        }
+        at += count;
+    }
+    if let Some(start) = run.take() {
+        reset_run(start, pages);
+    }
+    reset * page
 }
 
 mod ioctl {
