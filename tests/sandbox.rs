@@ -1255,6 +1255,31 @@ fn snooper(stride: u32) -> String {
     )
 }
 
+/// The same for a table: answers `"dirty"` unless its table is as instantiated (2 elements, the
+/// first set by its element segment, the second null); then leaves it changed (the first
+/// cleared, the second set, and grown to 4,096 elements), whatever a reset would have to undo.
+fn table_snooper() -> String {
+    format!(
+        r#"(module {}
+  (data (i32.const 1024) "\"dirty\"")
+  (data (i32.const 1040) "\"clean\"")
+  (table $t 2 funcref)
+  (elem (i32.const 0) func $mark)
+  (func $mark)
+  (func (export "handle") (result i32)
+    (if (i32.or (i32.ne (table.size $t) (i32.const 2))
+          (i32.or (ref.is_null (table.get $t (i32.const 0)))
+                  (i32.eqz (ref.is_null (table.get $t (i32.const 1))))))
+      (then (call $out (i32.const 1024) (i32.const 7)) (return (i32.const 0))))
+    (table.set $t (i32.const 0) (ref.null func))
+    (table.set $t (i32.const 1) (ref.func $mark))
+    (drop (table.grow $t (ref.func $mark) (i32.const 4094)))
+    (call $out (i32.const 1040) (i32.const 7))
+    (i32.const 0)))"#,
+        common::WAT_PRELUDE
+    )
+}
+
 /// A module whose initialisation calls host functions (it sets a plugin variable), and whose
 /// `handle` outputs that variable; `run` is how its initialisation is run: `(start $start)`, a
 /// WebAssembly start function, or an export such as `_initialize` that the host calls.
@@ -1323,11 +1348,13 @@ fn a_start_function_that_calls_the_host_reaches_its_own_instance() {
 }
 
 #[test]
-fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory() {
+fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory_or_tables() {
     let store = Store::new();
     store.add_wat("fresh-a", &snooper(4096), "instance: fresh\n");
     store.add_wat("fresh-b", &snooper(8192), "instance: fresh\n");
     store.add_wat("warm", &snooper(4096), "instance: reuse\n");
+    store.add_wat("fresh-table", &table_snooper(), "instance: fresh\n");
+    store.add_wat("warm-table", &table_snooper(), "instance: reuse\n");
     // Each way a slot can be reset; where this kernel lacks one, the next one is used.
     for (reset, concurrency) in [("scan", "1"), ("scan", "4"), ("read", "1"), ("zero", "1")] {
         let lambda = Lambda::start(
@@ -1340,10 +1367,12 @@ fn a_fresh_instance_finds_nothing_an_earlier_one_left_in_its_memory() {
         // The control: an instance kept warm finds its own marks.
         assert_eq!(lambda.call("warm", Value::Null), json!("clean"));
         assert_eq!(lambda.call("warm", Value::Null), json!("dirty"));
+        assert_eq!(lambda.call("warm-table", Value::Null), json!("clean"));
+        assert_eq!(lambda.call("warm-table", Value::Null), json!("dirty"));
         // Each call of a fresh function runs on an instance made for it, in a slot of its
         // engine's pool that earlier instances used: nothing of theirs is there.
         for round in 0..6 {
-            for function in ["fresh-a", "fresh-b"] {
+            for function in ["fresh-a", "fresh-b", "fresh-table"] {
                 assert_eq!(
                     lambda.call(function, Value::Null),
                     json!("clean"),
