@@ -241,14 +241,24 @@ enum ModuleCopy {
     InMemory(Bytes),
 }
 
+/// What the loader knows of a module it compiles: its SHA-256, and whether it was read from the
+/// copy kept by that digest (and checked against it), which is then not compared or written
+/// again.
+pub struct KnownModule {
+    pub digest: String,
+    pub read_from_kept: bool,
+}
+
 impl ModuleCopy {
     /// Blocking: may write the module.
-    fn new(module: Bytes, digest: Option<String>, artifacts: Option<&Arc<Artifacts>>) -> Self {
-        match (digest, artifacts) {
-            (Some(digest), Some(artifacts)) if artifacts.keep_module(&digest, &module) => {
+    fn new(module: Bytes, known: Option<KnownModule>, artifacts: Option<&Arc<Artifacts>>) -> Self {
+        match (known, artifacts) {
+            (Some(known), Some(artifacts))
+                if known.read_from_kept || artifacts.keep_module(&known.digest, &module) =>
+            {
                 ModuleCopy::Kept {
                     artifacts: Arc::clone(artifacts),
-                    digest,
+                    digest: known.digest,
                 }
             }
             _ => ModuleCopy::InMemory(module),
@@ -288,12 +298,12 @@ pub struct CompiledFunction {
 }
 
 impl CompiledFunction {
-    /// Compiles `module` (its SHA-256 `digest`, when known) for `manifest` and checks that it
-    /// exports every entrypoint the manifest names. Blocking: run it off the async runtime.
+    /// Compiles `module` (its SHA-256, when `known`) for `manifest` and checks that it exports
+    /// every entrypoint the manifest names. Blocking: run it off the async runtime.
     pub fn compile(
         manifest: Arc<Manifest>,
         module: Bytes,
-        digest: Option<String>,
+        known: Option<KnownModule>,
         options: CompileOptions,
     ) -> Result<CompiledFunction, Error> {
         let started = Instant::now();
@@ -339,7 +349,7 @@ impl CompiledFunction {
             }
         }
         let module_bytes = module.len();
-        let kept = ModuleCopy::new(module.clone(), digest, options.artifacts.as_ref());
+        let kept = ModuleCopy::new(module.clone(), known, options.artifacts.as_ref());
         let in_memory = matches!(kept, ModuleCopy::InMemory(_));
         let weight = weigh(&compiled, &manifest, &module, in_memory).min(u32::MAX as u64) as u32;
         drop(module);
@@ -698,19 +708,12 @@ impl CompiledFunction {
             self.options.after_response.run();
             waited = waited_since.elapsed();
         }
-        loop {
-            let returned = self.returned.notified();
-            tokio::pin!(returned);
-            returned.as_mut().enable();
-            if let Some(engine) = self.idle.lock().expect("engine pool lock").pop() {
-                return Ok((engine, waited));
-            }
-            if self.preparing.load(Ordering::SeqCst) == 0
-                || tokio::time::timeout_at(give_up, returned).await.is_err()
-            {
-                break;
-            }
+        let (idle, waited_for_one) = self.idle_engine(give_up, true).await;
+        if waited_for_one {
             waited = waited_since.elapsed();
+        }
+        if let Some(engine) = idle {
+            return Ok((engine, waited));
         }
         let this = Arc::clone(self);
         let replica = tokio::task::spawn_blocking(move || {
@@ -754,24 +757,36 @@ impl CompiledFunction {
                 // within its own deadline.
                 warn!(function = %self.name(), "the module's kept copy is gone: waiting for an engine");
                 let deadline = tokio::time::Instant::from_std(started + timeout);
-                match tokio::time::timeout_at(deadline, self.next_returned()).await {
-                    Ok(engine) => Ok((engine, waited_since.elapsed())),
-                    Err(_) => Err(self.timeout_error(started, timeout)),
+                match self.idle_engine(deadline, false).await {
+                    (Some(engine), _) => Ok((engine, waited_since.elapsed())),
+                    (None, _) => Err(self.timeout_error(started, timeout)),
                 }
             }
         }
     }
 
-    /// The next engine to return to `idle`.
-    async fn next_returned(&self) -> Engine {
+    /// An engine from `idle`, waiting for one to return until `until` (and, with
+    /// `while_preparing`, only while an engine is preparing its next instance); and whether it
+    /// waited.
+    async fn idle_engine(
+        &self,
+        until: tokio::time::Instant,
+        while_preparing: bool,
+    ) -> (Option<Engine>, bool) {
+        let mut waited = false;
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             if let Some(engine) = self.idle.lock().expect("engine pool lock").pop() {
-                return engine;
+                return (Some(engine), waited);
             }
-            returned.await;
+            if (while_preparing && self.preparing.load(Ordering::SeqCst) == 0)
+                || tokio::time::timeout_at(until, returned).await.is_err()
+            {
+                return (None, waited);
+            }
+            waited = true;
         }
     }
 

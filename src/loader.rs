@@ -17,7 +17,7 @@ use crate::artifacts::{ArtifactKey, Downloaded};
 use crate::cache::{PluginCache, PluginKey};
 use crate::catalog::{Entry, sha256_hex};
 use crate::error::Error;
-use crate::invoke::{CompileOptions, CompiledFunction, Loaded};
+use crate::invoke::{CompileOptions, CompiledFunction, KnownModule, Loaded};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::store::{FunctionStore, StoreError, Stored, Version};
 
@@ -148,6 +148,7 @@ impl Loader {
                 Some(_) => None,
                 None => published.and_then(|a| a.module(&module_digest)),
             };
+            let read_from_kept = kept.is_some();
             let local = fetched.or(kept);
             // The store's copy must hash to the digest; a local one was checked when read.
             let fetch_checked = || async {
@@ -221,10 +222,14 @@ impl Loader {
             let options = self.options.clone();
             let compile_manifest = Arc::clone(manifest);
             let module = bytes.clone();
-            // Compiling keeps the module by digest (a published one is then read from there).
-            let digest = module_digest.clone();
+            // Compiling keeps the module by digest (a published one is then read from there),
+            // unless it was just read from there.
+            let known = KnownModule {
+                digest: module_digest.clone(),
+                read_from_kept,
+            };
             let mut function = tokio::task::spawn_blocking(move || {
-                CompiledFunction::compile(compile_manifest, module, Some(digest), options)
+                CompiledFunction::compile(compile_manifest, module, Some(known), options)
             })
             .await
             .map_err(|panic| Error::ModuleInvalid {
