@@ -136,18 +136,15 @@ async fn serve_one_at_a_time(
                     answer: Err(panicked(panic.as_ref())),
                     metrics: Vec::new(),
                 });
-        // The metrics lines once the answer is on its way, before the next invocation is asked
-        // for (an environment waiting for one may be frozen, its lines with it): written while
-        // the Runtime API reads the answer, whose reader is then awake to be woken cheaply.
-        let write_metrics = || {
-            if !metrics.is_empty() {
-                let _ = std::io::stdout().lock().write_all(&metrics);
-            }
-        };
         let posted = match answer {
-            Ok(body) => api.respond(&request_id, &body, write_metrics).await,
-            Err(diagnostic) => api.fail(&request_id, &diagnostic, write_metrics).await,
+            Ok(body) => api.respond(&request_id, &body).await,
+            Err(diagnostic) => api.fail(&request_id, &diagnostic).await,
         };
+        // The metrics lines once the answer is on its way, before the next invocation is asked
+        // for (an environment waiting for one may be frozen, its lines with it).
+        if !metrics.is_empty() {
+            let _ = std::io::stdout().lock().write_all(&metrics);
+        }
         match posted {
             Ok(()) => {}
             // Lambda refused this answer (too large, too late): the next invocation is served.

@@ -138,7 +138,7 @@ impl RuntimeApi {
     pub async fn next(&mut self) -> Result<Invocation, ApiError> {
         loop {
             let response = self
-                .exchange("next", "GET", "/invocation/next", &[], None, None::<fn()>)
+                .exchange("next", "GET", "/invocation/next", &[], None)
                 .await?;
             match response.status {
                 200 => return self.invocation(response),
@@ -149,17 +149,11 @@ impl RuntimeApi {
         }
     }
 
-    /// Posts the answer to invocation `request_id`; `sent` runs once it is written, while
-    /// Lambda reads it.
-    pub async fn respond(
-        &mut self,
-        request_id: &str,
-        answer: &[u8],
-        sent: impl FnOnce(),
-    ) -> Result<(), ApiError> {
+    /// Posts the answer to invocation `request_id`.
+    pub async fn respond(&mut self, request_id: &str, answer: &[u8]) -> Result<(), ApiError> {
         let path = format!("/invocation/{request_id}/response");
         let response = self
-            .exchange("response", "POST", &path, &[], Some(answer), Some(sent))
+            .exchange("response", "POST", &path, &[], Some(answer))
             .await?;
         match response.status {
             200..=299 => Ok(()),
@@ -167,29 +161,21 @@ impl RuntimeApi {
         }
     }
 
-    /// Posts invocation `request_id`'s failure; `sent` runs once it is written.
+    /// Posts invocation `request_id`'s failure.
     pub async fn fail(
         &mut self,
         request_id: &str,
         diagnostic: &Diagnostic,
-        sent: impl FnOnce(),
     ) -> Result<(), ApiError> {
         let path = format!("/invocation/{request_id}/error");
-        self.post_error("error", &path, "Unhandled", diagnostic, Some(sent))
+        self.post_error("error", &path, "Unhandled", diagnostic)
             .await
     }
 
     /// Posts why init failed, before the process exits.
     pub async fn init_failed(&mut self, diagnostic: &Diagnostic) -> Result<(), ApiError> {
-        let path = "/init/error";
-        self.post_error(
-            "init error",
-            path,
-            "Runtime.InitError",
-            diagnostic,
-            None::<fn()>,
-        )
-        .await
+        self.post_error("init error", "/init/error", "Runtime.InitError", diagnostic)
+            .await
     }
 
     async fn post_error(
@@ -198,12 +184,11 @@ impl RuntimeApi {
         path: &str,
         error_type: &str,
         diagnostic: &Diagnostic,
-        sent: Option<impl FnOnce()>,
     ) -> Result<(), ApiError> {
         let body = serde_json::to_vec(diagnostic).unwrap_or_default();
         let headers = [("Lambda-Runtime-Function-Error-Type", error_type)];
         let response = self
-            .exchange(request, "POST", path, &headers, Some(&body), sent)
+            .exchange(request, "POST", path, &headers, Some(&body))
             .await?;
         match response.status {
             200..=299 => Ok(()),
@@ -248,9 +233,7 @@ impl RuntimeApi {
 
     /// Sends one request and reads its response, on the kept connection or a new one. A kept
     /// connection the server closed while idle (found closed before any answer came) is
-    /// replaced and the request sent again on the new one, once. `sent` runs once: after the
-    /// first write of the whole request, before its response is waited for, or when no write
-    /// succeeded.
+    /// replaced and the request sent again on the new one, once.
     async fn exchange(
         &mut self,
         request: &'static str,
@@ -258,24 +241,19 @@ impl RuntimeApi {
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-        mut sent: Option<impl FnOnce()>,
     ) -> Result<Response, ApiError> {
         self.write_request(method, path, headers, body);
         let reused = self.connection.is_some();
-        let result = match self.send(&mut sent).await {
+        match self.send().await {
             Ok(response) => Ok(response),
             Err(Sent::Stale) if reused => {
                 self.connection = None;
-                self.send(&mut sent)
+                self.send()
                     .await
-                    .map_err(|failed| self.sent_error(request, failed))
+                    .map_err(|sent| self.sent_error(request, sent))
             }
-            Err(failed) => Err(self.sent_error(request, failed)),
-        };
-        if let Some(sent) = sent.take() {
-            sent();
+            Err(sent) => Err(self.sent_error(request, sent)),
         }
-        result
     }
 
     fn write_request(
@@ -311,8 +289,8 @@ impl RuntimeApi {
         }
     }
 
-    /// Writes the request, runs `sent` (if not run yet) and reads the response.
-    async fn send(&mut self, sent: &mut Option<impl FnOnce()>) -> Result<Response, Sent> {
+    /// Writes the request and reads the response.
+    async fn send(&mut self) -> Result<Response, Sent> {
         if self.connection.is_none() {
             let stream = TcpStream::connect(&self.authority)
                 .await
@@ -329,9 +307,6 @@ impl RuntimeApi {
         if let Err(error) = connection.stream.write_all(&self.request).await {
             self.connection = None;
             return Err(Sent::Stale.or_failed(error));
-        }
-        if let Some(sent) = sent.take() {
-            sent();
         }
         match connection.read_response().await {
             Ok((response, keep)) => {
@@ -616,7 +591,6 @@ fn head(parsed: &httparse::Response) -> Result<(Response, Framing, bool), Sent> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::net::TcpListener;
 
@@ -730,19 +704,12 @@ mod tests {
             peer(vec![Some(EVENT), None, Some(accepted), Some(accepted)]).await;
         let mut api = client(&endpoint);
         api.next().await.unwrap();
-        // The answer goes out twice (on the closed connection, then a new one); what follows
-        // it runs once.
-        let runs = AtomicUsize::new(0);
-        let sent = || {
-            runs.fetch_add(1, Ordering::SeqCst);
-        };
-        api.respond("r-1", br#"{"ok":1}"#, sent).await.unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        api.respond("r-1", br#"{"ok":1}"#).await.unwrap();
         let failure = Diagnostic {
             error_type: "FunctionError".to_string(),
             error_message: "no".to_string(),
         };
-        api.fail("r-1", &failure, || ()).await.unwrap();
+        api.fail("r-1", &failure).await.unwrap();
         drop(api);
         let requests = served.await.unwrap();
         assert_eq!(requests.len(), 4, "{requests:?}");
@@ -766,75 +733,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn what_follows_an_answer_runs_once_while_it_is_read_or_when_it_cannot_be_sent() {
-        // A peer that reads the answer and acknowledges it only once `sent` has run.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}/.rt/fn", listener.local_addr().unwrap());
-        let (ran, mut heard) = tokio::sync::mpsc::unbounded_channel();
-        let served = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (read, mut write) = stream.into_split();
-            let mut read = BufReader::new(read);
-            let mut line = String::new();
-            while line != "\r\n" {
-                line.clear();
-                read.read_line(&mut line).await.unwrap();
-            }
-            let mut body = [0; 8];
-            read.read_exact(&mut body).await.unwrap();
-            heard.recv().await.unwrap();
-            write
-                .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
-                .await
-                .unwrap();
-            heard
-        });
-        let mut api = client(&endpoint);
-        let runs = AtomicUsize::new(0);
-        let sent = || {
-            runs.fetch_add(1, Ordering::SeqCst);
-            ran.send(()).unwrap();
-        };
-        // Bounded so that a `sent` run only after the acknowledgement fails rather than hangs.
-        let answered = tokio::time::timeout(
-            std::time::Duration::from_secs(60),
-            api.respond("r-1", br#"{"ok":1}"#, sent),
-        );
-        answered
-            .await
-            .expect("the peer acknowledges the answer once `sent` has run")
-            .unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-        let mut heard = served.await.unwrap();
-        assert!(heard.try_recv().is_err(), "`sent` ran more than once");
-
-        // Nothing listens: the answer cannot be sent, and what follows it still runs.
-        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}/.rt/fn", closed.local_addr().unwrap());
-        drop(closed);
-        let runs = AtomicUsize::new(0);
-        let failure = Diagnostic {
-            error_type: "FunctionError".to_string(),
-            error_message: "no".to_string(),
-        };
-        let sent = || {
-            runs.fetch_add(1, Ordering::SeqCst);
-        };
-        client(&endpoint)
-            .fail("r-1", &failure, sent)
-            .await
-            .unwrap_err();
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
     async fn a_refusal_names_the_request_and_status() {
         let refused: &[u8] =
             b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\n\r\ntoo large";
         let (endpoint, _) = peer(vec![Some(EVENT), Some(refused)]).await;
         let mut api = client(&endpoint);
         api.next().await.unwrap();
-        let error = api.respond("r-1", b"{}", || ()).await.unwrap_err();
+        let error = api.respond("r-1", b"{}").await.unwrap_err();
         assert_eq!(
             error.to_string(),
             "the Lambda Runtime API answered HTTP 413 to response: too large"
