@@ -20,6 +20,8 @@ import pathlib
 import sys
 import tomllib
 
+import vendor
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 FIRST_LTS = 24
 FIRST_LTS_RELEASE = datetime.date(2024, 8, 20)
@@ -37,11 +39,7 @@ def main():
     if len(versions) != 1:
         sys.exit(f"Cargo.lock resolves wasmtime to {sorted(versions) or 'nothing'}: expected one version")
     version = versions.pop()
-    upstream = {}
-    for line in (ROOT / "vendor" / "patches" / "wasmtime" / "UPSTREAM").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if value and not line.lstrip().startswith("#"):
-            upstream[key.strip()] = value.strip()
+    upstream = vendor.upstream(vendor.PATCHES / "wasmtime")
     resolved = [p for p in lock["package"] if p["name"] == "wasmtime"]
     if any("source" in p for p in resolved) or version != upstream.get("version"):
         sys.exit(f"Cargo.lock resolves wasmtime {version} from crates.io, not the vendored "
