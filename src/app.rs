@@ -26,8 +26,8 @@ use crate::store::{DirStore, FunctionStore, S3Store};
 use crate::trigger::deliver::{Outcome, deliver};
 use crate::trigger::request::{Called, Put};
 use crate::trigger::{
-    Batch, Event, HookKind, HttpRequest, HttpResponse, InvocationContext, Record, Request,
-    direct_input, direct_output,
+    Batch, Event, HookKind, HttpRequest, HttpResponse, InvocationContext, RawEvent, Record,
+    Request, direct_input, direct_output,
 };
 
 /// The timeout applied when the invocation carries no real deadline and the manifest none.
@@ -321,8 +321,23 @@ impl Adapter {
         text: Option<&[u8]>,
     ) -> (Result<Value, Error>, Vec<u8>) {
         let (payload, context) = event.into_parts();
+        let raw = match text {
+            Some(text) => RawEvent::Text(text),
+            None => RawEvent::Tree(&payload),
+        };
+        self.handle_event(Event::classify(&payload), raw, context)
+            .await
+    }
+
+    /// Handles one invocation of the event `classified` from `raw`: its answer, and its metrics
+    /// lines for stdout (see [`Adapter::handle_invocation`]).
+    pub(crate) async fn handle_event(
+        &self,
+        classified: Result<Event, Error>,
+        raw: RawEvent<'_>,
+        context: Context,
+    ) -> (Result<Value, Error>, Vec<u8>) {
         let budget = self.budget(&context);
-        let classified = Event::classify(&payload);
         let trigger = match &classified {
             Ok(Event::Direct { .. }) | Err(_) => "direct",
             Ok(Event::Http(_)) => HookKind::Http.name(),
@@ -354,10 +369,7 @@ impl Adapter {
             }
             Ok(Event::Http(request)) => {
                 let shape = request.shape;
-                Ok(self
-                    .http(&request, &payload, text, &invocation)
-                    .await
-                    .shape(shape))
+                Ok(self.http(&request, raw, &invocation).await.shape(shape))
             }
             Ok(Event::Batch(batch)) => self.records(&batch, &invocation).await,
             Ok(Event::Request(request)) => self.request(&request, None, &invocation).await,
@@ -528,8 +540,7 @@ impl Adapter {
     async fn http(
         &self,
         request: &HttpRequest,
-        raw: &Value,
-        text: Option<&[u8]>,
+        raw: RawEvent<'_>,
         invocation: &Invocation,
     ) -> HttpResponse {
         let snapshot = match self.snapshot(&request.path, invocation.budget).await {
@@ -554,9 +565,8 @@ impl Adapter {
             HttpMatch::NotFound => return HttpResponse::not_found(&request.method, &request.path),
         };
         let span = info_span!("invoke", function = %route.function, trigger = "http");
-        let input = |context: &InvocationContext| {
-            request.envelope(context, route.path(), &params, raw, text)
-        };
+        let input =
+            |context: &InvocationContext| request.envelope(context, route.path(), &params, raw);
         async {
             let output = self
                 .call(&route.function, Some(&route.entrypoint), invocation, input)

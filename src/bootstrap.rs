@@ -11,7 +11,7 @@ use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::runtime_api::{ApiError, Invocation, RuntimeApi};
-use crate::trigger::parse_event;
+use crate::trigger::{Event, RawEvent, parse_event};
 use crate::{Adapter, Config};
 
 /// Why the bootstrap stopped.
@@ -178,19 +178,29 @@ pub struct Answered {
 
 /// Handles the invocation of `event` (the JSON Lambda sent).
 pub async fn answer(adapter: &Adapter, event: Vec<u8>, context: Context) -> Answered {
-    let parsed = match parse_event(&event) {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            warn!(error_type = error.error_type(), %error, "invocation failed");
-            return Answered {
-                answer: Err(error.into()),
-                metrics: Vec::new(),
+    let (answer, metrics) = match Event::from_text(&event) {
+        // An HTTP API request: read with no tree of the event built.
+        Some(http) => {
+            adapter
+                .handle_event(Ok(http), RawEvent::Text(&event), context)
+                .await
+        }
+        None => {
+            let parsed = match parse_event(&event) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    warn!(error_type = error.error_type(), %error, "invocation failed");
+                    return Answered {
+                        answer: Err(error.into()),
+                        metrics: Vec::new(),
+                    };
+                }
             };
+            adapter
+                .handle_invocation(LambdaEvent::new(parsed, context), Some(&event))
+                .await
         }
     };
-    let (answer, metrics) = adapter
-        .handle_invocation(LambdaEvent::new(parsed, context), Some(&event))
-        .await;
     let answer = answer.map_err(Diagnostic::from).and_then(|answer| {
         serde_json::to_vec(&answer).map_err(|error| Diagnostic {
             error_type: "InvalidRequest".to_string(),

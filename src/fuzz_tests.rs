@@ -20,7 +20,7 @@ use crate::router::RouteTable;
 use crate::trigger::deliver::Outcome;
 use crate::trigger::http::route_pattern;
 use crate::trigger::request::Called;
-use crate::trigger::{Event, HttpResponse, InvocationContext, Request};
+use crate::trigger::{Event, HttpResponse, InvocationContext, RawEvent, Request};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -269,19 +269,28 @@ fn exercise(event: &Value) {
         invoked_function_arn: String::new(),
         trace_id: None,
     };
-    match Event::classify(event) {
+    let text = event.to_string();
+    let classified = Event::classify(event);
+    // An event read from its text alone is read as its tree is.
+    if let Some(read) = Event::from_text(text.as_bytes()) {
+        assert_eq!(
+            format!("{read:?}"),
+            format!("{:?}", classified.as_ref().unwrap()),
+            "{text}"
+        );
+    }
+    match classified {
         Ok(Event::Direct { .. }) | Err(_) => {}
         Ok(Event::Http(request)) => {
             let _ = routes().match_http(&request.method, &request.path);
             let params = BTreeMap::from([("name".to_string(), "%E0%A4%A".to_string())]);
-            let envelope = request.envelope(&context, "/hello/{name}", &params, event, None);
-            let text = event.to_string();
+            let envelope =
+                request.envelope(&context, "/hello/{name}", &params, RawEvent::Tree(event));
             let spliced = request.envelope(
                 &context,
                 "/hello/{name}",
                 &params,
-                event,
-                Some(text.as_bytes()),
+                RawEvent::Text(text.as_bytes()),
             );
             assert_eq!(
                 serde_json::from_slice::<Value>(&envelope).unwrap(),

@@ -38,7 +38,7 @@ pub mod stream;
 pub mod websocket;
 
 pub use self::batch::{Batch, Record, Source};
-pub use self::http::{HttpRequest, HttpResponse};
+pub use self::http::{HttpRequest, HttpResponse, RawEvent};
 pub use self::kind::{Family, HookKind};
 pub use self::request::Request;
 
@@ -82,6 +82,13 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event in `text` when it is recognized from its text alone, with no tree built: an
+    /// HTTP API v2 request as HTTP APIs send it, read as [`Event::classify`] would read it.
+    /// `None` for any other event, which is parsed ([`parse_event`]) and classified.
+    pub fn from_text(text: &[u8]) -> Option<Event> {
+        self::http::from_v2_text(text).map(|request| Event::Http(Box::new(request)))
+    }
+
     /// Classifies `event`. A malformed event of a known kind is `InvalidRequest`; an event of no
     /// known kind is [`Event::Unrecognized`], its error `UnsupportedEvent` naming the keys seen.
     pub fn classify(event: &Value) -> Result<Event, Error> {

@@ -3,8 +3,10 @@
 //! ([`response`]).
 
 mod response;
+mod text;
 
 pub use self::response::HttpResponse;
+pub(super) use self::text::from_v2_text;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -164,13 +166,9 @@ fn from_v2(event: &Value) -> Result<HttpRequest, Error> {
     };
     let stage = text(context.and_then(|c| c.get("stage")), "requestContext.stage")?;
     let path = without_stage(path, stage.as_deref());
-    // Rare, and typed as before: the authorizer's JWT, Lambda and IAM descriptions.
     let auth = match context.and_then(|c| c.get("authorizer")) {
         None | Some(Value::Null) => Value::Null,
-        Some(authorizer) => {
-            parse::<ApiGatewayRequestAuthorizer>(authorizer, "HTTP API v2 request's authorizer")
-                .map(|authorizer| serde_json::to_value(authorizer).unwrap_or(Value::Null))?
-        }
+        Some(authorizer) => v2_authorizer(authorizer)?,
     };
     let cookies = match event.get("cookies") {
         None | Some(Value::Null) => Vec::new(),
@@ -218,6 +216,12 @@ fn from_v2(event: &Value) -> Result<HttpRequest, Error> {
         )?,
         auth: non_empty(auth),
     })
+}
+
+/// A v2 request's authorizer, typed as before: its JWT, Lambda and IAM descriptions.
+fn v2_authorizer(authorizer: &Value) -> Result<Value, Error> {
+    parse::<ApiGatewayRequestAuthorizer>(authorizer, "HTTP API v2 request's authorizer")
+        .map(|authorizer| serde_json::to_value(authorizer).unwrap_or(Value::Null))
 }
 
 /// A named stage appears in v2's rawPath (`/prod/hello`); routes are written without it.
@@ -273,19 +277,7 @@ fn v2_headers(value: Option<&Value>) -> Result<BTreeMap<String, String>, String>
     let Some(object) = object.as_object() else {
         return Err("`headers` must be an object".to_string());
     };
-    // What HTTP APIs send: lower-case names, one visible-ASCII value each, which the reading
-    // below would keep as they are.
-    let plain = |name: &str, value: &Value| {
-        let visible = |b: u8| (b' '..=b'~').contains(&b) || b == b'\t';
-        let token =
-            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
-        !name.is_empty()
-            && name.len() < 1 << 16
-            && name.bytes().all(token)
-            && value
-                .as_str()
-                .is_some_and(|value| value.bytes().all(visible))
-    };
+    let plain = |name: &str, value: &Value| value.as_str().is_some_and(|v| plain_header(name, v));
     if object.iter().all(|(name, value)| plain(name, value)) {
         return Ok(object
             .iter()
@@ -326,6 +318,18 @@ fn v2_headers(value: Option<&Value>) -> Result<BTreeMap<String, String>, String>
         .into_iter()
         .map(|(name, values)| (name, values.join(", ")))
         .collect())
+}
+
+/// What HTTP APIs send: a lower-case name and a visible-ASCII value, which [`v2_headers`] keeps
+/// as they are.
+fn plain_header(name: &str, value: &str) -> bool {
+    let visible = |b: u8| (b' '..=b'~').contains(&b) || b == b'\t';
+    let token =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
+    !name.is_empty()
+        && name.len() < 1 << 16
+        && name.bytes().all(token)
+        && value.bytes().all(visible)
 }
 
 fn from_alb(request: AlbTargetGroupRequest, multi_value: bool) -> HttpRequest {
@@ -462,17 +466,23 @@ struct Envelope<'a> {
     auth: &'a Value,
 }
 
+/// The event as Lambda sent it, which an HTTP function receives as `raw`.
+#[derive(Debug, Clone, Copy)]
+pub enum RawEvent<'a> {
+    /// The JSON text the event was read from: passed on as it is, with no second serialization.
+    Text(&'a [u8]),
+    /// The event's tree, when there is no text (an invocation from the CLI): serialized.
+    Tree(&'a Value),
+}
+
 impl HttpRequest {
-    /// The JSON object an HTTP function receives, as the bytes of its input. Its `raw` is the
-    /// event: `text`, the JSON it was read from, as it is, when there is one (no second
-    /// serialization of the whole event), else `raw` serialized.
+    /// The JSON object an HTTP function receives, as the bytes of its input; its `raw` is `raw`.
     pub fn envelope(
         &self,
         context: &InvocationContext,
         route: &str,
         params: &BTreeMap<String, String>,
-        raw: &Value,
-        text: Option<&[u8]>,
+        raw: RawEvent,
     ) -> Vec<u8> {
         let params = params
             .iter()
@@ -502,13 +512,17 @@ impl HttpRequest {
         };
         // Serializing borrowed strings and JSON values into memory cannot fail; the object's
         // closing brace comes after `raw`.
-        let mut out = Vec::with_capacity(1024 + text.map_or(0, <[u8]>::len) * 2);
+        let text_len = match raw {
+            RawEvent::Text(text) => text.len(),
+            RawEvent::Tree(_) => 0,
+        };
+        let mut out = Vec::with_capacity(1024 + text_len * 2);
         serde_json::to_writer(&mut out, &envelope).expect("an HTTP envelope serializes");
         out.pop();
         out.extend_from_slice(b",\"raw\":");
-        match text {
-            Some(text) => out.extend_from_slice(text),
-            None => serde_json::to_writer(&mut out, raw).expect("JSON serializes"),
+        match raw {
+            RawEvent::Text(text) => out.extend_from_slice(text),
+            RawEvent::Tree(tree) => serde_json::to_writer(&mut out, tree).expect("JSON serializes"),
         }
         out.push(b'}');
         out
