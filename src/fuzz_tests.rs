@@ -28,6 +28,9 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Keys the classifier and parsers look at, so arbitrary objects often resemble real events.
 const KEYS: &[&str] = &[
+    // With serde_json's `raw_value` feature, an object's first key this makes the tree read it
+    // as JSON text.
+    "$serde_json::private::RawValue",
     "function",
     "input",
     "Records",
@@ -261,6 +264,15 @@ fn apply(value: &mut Value, edit: &Edit) {
 
 /// Classifies `event` and, when it is one, normalizes and answers it as the bootstrap would.
 fn exercise(event: &Value) {
+    // An event is read from its text: the tree its text reads back as is the one classified. (A
+    // tree built with serde_json's raw value key first in an object is not: that object is read
+    // as the JSON text of its value.)
+    let text = event.to_string();
+    let Ok(read_back) = serde_json::from_str::<Value>(&text) else {
+        let _ = Event::classify(event);
+        return;
+    };
+    let event = &read_back;
     let context = InvocationContext {
         request_id: "fuzz".into(),
         function: "f".into(),
@@ -269,7 +281,6 @@ fn exercise(event: &Value) {
         invoked_function_arn: String::new(),
         trace_id: None,
     };
-    let text = event.to_string();
     let classified = Event::classify(event);
     // An event read from its text alone is read as its tree is.
     if let Some(read) = Event::from_text(text.as_bytes()) {
@@ -286,11 +297,12 @@ fn exercise(event: &Value) {
             let params = BTreeMap::from([("name".to_string(), "%E0%A4%A".to_string())]);
             let envelope =
                 request.envelope(&context, "/hello/{name}", &params, RawEvent::Tree(event));
+            let event_text = event.to_string();
             let spliced = request.envelope(
                 &context,
                 "/hello/{name}",
                 &params,
-                RawEvent::Text(text.as_bytes()),
+                RawEvent::Text(event_text.as_bytes()),
             );
             assert_eq!(
                 serde_json::from_slice::<Value>(&envelope).unwrap(),

@@ -6,8 +6,9 @@
 //! taken: every key is one an HTTP API sends, so no kind recognized before HTTP (an authorizer,
 //! a WebSocket route, a direct invocation, ...) can claim it; each field is typed as
 //! [`super::from_v2`] reads it. Anything else (another key, a repeated key, a field of another
-//! type, headers that need normalizing) is `None`, and the event is read as a tree as before,
-//! which also names what is wrong with a malformed one.
+//! type, headers that need normalizing, serde_json's raw value key, nesting past its limit) is
+//! `None`, and the event is read as a tree as before, which also names what is wrong with a
+//! malformed one.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,7 +18,6 @@ use std::marker::PhantomData;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::{HttpRequest, HttpShape, non_empty, plain_header, v2_authorizer, without_stage};
 
@@ -45,8 +45,12 @@ pub fn from_v2_text(event: &[u8]) -> Option<HttpRequest> {
         .unwrap_or_else(|| "/".to_string());
     let auth = match context.authorizer {
         None => Value::Null,
-        Some(authorizer) => v2_authorizer(&serde_json::from_str(authorizer.get()).ok()?).ok()?,
+        Some(authorizer) => v2_authorizer(&authorizer).ok()?,
     };
+    let query = event.query_string_parameters.unwrap_or_default();
+    if query.contains_key(RAW_VALUE) {
+        return None;
+    }
     let headers = event.headers.unwrap_or_default();
     if !headers
         .iter()
@@ -59,9 +63,7 @@ pub fn from_v2_text(event: &[u8]) -> Option<HttpRequest> {
         method: method.to_string(),
         path: without_stage(path, context.stage.as_deref()),
         path_encoded: true,
-        query: event
-            .query_string_parameters
-            .unwrap_or_default()
+        query: query
             .into_iter()
             .map(|(name, Joined(value))| (name, value))
             .collect(),
@@ -110,8 +112,8 @@ struct V2Context<'a> {
     #[serde(borrow)]
     http: Object<V2Http<'a>>,
     stage: Option<String>,
-    #[serde(borrow)]
-    authorizer: Option<&'a RawValue>,
+    /// Read as the tree reads it (within the same nesting limit): rare, and typed from there.
+    authorizer: Option<Value>,
     #[serde(default)]
     account_id: Skip,
     #[serde(default)]
@@ -199,8 +201,13 @@ impl<'de> Deserialize<'de> for Joined {
     }
 }
 
+/// The key with which serde_json's tree (its `raw_value` feature is on) reads an object that
+/// starts with it as the JSON text of its value instead: such an object is left to the tree.
+const RAW_VALUE: &str = "$serde_json::private::RawValue";
+
 /// Any JSON value, read as the tree reads it (a number out of range or a string that is not
-/// Unicode is an error, as there) and not kept.
+/// Unicode is an error, as there, and so is nesting beyond its limit) and not kept; an object
+/// with the key [`RAW_VALUE`] is an error.
 #[derive(Default)]
 struct Skip;
 
@@ -238,8 +245,32 @@ impl<'de> Visitor<'de> for Skip {
         Ok(Skip)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Skip, A::Error> {
-        while entries.next_entry::<Skip, Skip>()?.is_some() {}
+        while entries.next_key::<SkipKey>()?.is_some() {
+            entries.next_value::<Skip>()?;
+        }
         Ok(Skip)
+    }
+}
+
+/// A skipped object's key: any but [`RAW_VALUE`].
+struct SkipKey;
+
+impl<'de> Deserialize<'de> for SkipKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(SkipKey)
+    }
+}
+
+impl<'de> Visitor<'de> for SkipKey {
+    type Value = SkipKey;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object's key")
+    }
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<SkipKey, E> {
+        if key == RAW_VALUE {
+            return Err(E::custom("serde_json's raw value key"));
+        }
+        Ok(SkipKey)
     }
 }
 
@@ -364,6 +395,28 @@ mod tests {
             "pathParameters",
             "stageVariables",
         ];
+        let deep_authorizer = replaced(
+            "\"stage\":",
+            &format!(
+                "\"authorizer\":{{\"lambda\":{{\"a\":{}1{}}}}},\"stage\":",
+                "[".repeat(124),
+                "]".repeat(124)
+            ),
+        );
+        let deep_skipped = replaced(
+            "\"rawPath\":",
+            &format!(
+                "\"pathParameters\":{}1{},\"rawPath\":",
+                "[".repeat(130),
+                "]".repeat(130)
+            ),
+        );
+        for deep in [&deep_authorizer, &deep_skipped] {
+            assert!(
+                crate::trigger::parse_event(deep.as_bytes()).is_err(),
+                "{deep}"
+            );
+        }
         let others = [
             // Kinds recognized before HTTP, whose events share its keys.
             edited(|e| {
@@ -405,6 +458,20 @@ mod tests {
                 &http,
                 &fields(&event["requestContext"]["http"], &http_fields),
             ),
+            // serde_json's raw value key, which makes the tree read its object as JSON text.
+            edited(|e| e["queryStringParameters"] = json!({RAW_VALUE: "{\"a\": \"1\"}"})),
+            edited(|e| e["queryStringParameters"] = json!({RAW_VALUE: "[1]"})),
+            edited(|e| e["queryStringParameters"] = json!({RAW_VALUE: "{}", "b": "2"})),
+            edited(|e| e["pathParameters"] = json!({RAW_VALUE: "x"})),
+            edited(|e| e["requestContext"]["authentication"] = json!({"a": {RAW_VALUE: "{}"}})),
+            edited(|e| e["requestContext"]["http"]["protocol"] = json!({RAW_VALUE: "1"})),
+            replaced(
+                "\"rawPath\":",
+                "\"pathParameters\":{\"\\u0024serde_json::private::RawValue\":\"null\"},\"rawPath\":",
+            ),
+            // Nesting beyond the tree's limit, in the authorizer too.
+            deep_authorizer.clone(),
+            deep_skipped.clone(),
             // A key spelled with an escape, which the scan for `requestContext` misses.
             replaced("\"requestContext\":", "\"requestContex\\u0074\":"),
             // A key twice: the tree keeps the last.
