@@ -28,8 +28,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Keys the classifier and parsers look at, so arbitrary objects often resemble real events.
 const KEYS: &[&str] = &[
-    // With serde_json's `raw_value` feature, an object's first key this makes the tree read it
-    // as JSON text.
+    // serde_json's raw value token: with its `raw_value` feature (left off) the tree would read
+    // an object led by it as JSON text.
     "$serde_json::private::RawValue",
     "function",
     "input",
@@ -264,9 +264,8 @@ fn apply(value: &mut Value, edit: &Edit) {
 
 /// Classifies `event` and, when it is one, normalizes and answers it as the bootstrap would.
 fn exercise(event: &Value) {
-    // An event is read from its text: the tree its text reads back as is the one classified. (A
-    // tree built with serde_json's raw value key first in an object is not: that object is read
-    // as the JSON text of its value.)
+    // An event is read from its text: the tree its text reads back as is the one classified (a
+    // tree built here may read back otherwise: its floats, for one).
     let text = event.to_string();
     let Ok(read_back) = serde_json::from_str::<Value>(&text) else {
         let _ = Event::classify(event);

@@ -14,11 +14,11 @@
 //! A batch's calls to one function make one line, their times summed.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::capabilities::{FAMILIES, HostUsage};
 use crate::error::Error;
@@ -127,10 +127,6 @@ impl Meter {
         for (function, totals) in functions.iter() {
             let usage = totals.usage;
             let line = Line {
-                aws: Directive {
-                    timestamp,
-                    metrics: &METRICS_JSON,
-                },
                 function,
                 trigger: self.trigger,
                 cold: self.cold,
@@ -164,18 +160,26 @@ impl Meter {
                 request_id: &self.request_id,
                 trace_id: self.trace_id.as_deref(),
             };
-            // Serializing borrowed strings and numbers into memory cannot fail.
+            // The directive first, its metric definitions as serialized once, then the line's
+            // own fields (serializing borrowed strings and numbers into memory cannot fail).
+            out.extend_from_slice(b"{\"_aws\":{\"Timestamp\":");
+            // Writing into memory cannot fail.
+            let _ = write!(out, "{timestamp}");
+            out.extend_from_slice(b",\"CloudWatchMetrics\":");
+            out.extend_from_slice(&METRICS_JSON);
+            out.extend_from_slice(b"},");
+            let fields = out.len();
             serde_json::to_writer(&mut *out, &line).expect("a metrics line serializes");
+            out.remove(fields); // the fields' own `{`
             out.push(b'\n');
         }
     }
 }
 
-/// One EMF line: the `_aws` directive, then the dimensions, properties and metric values.
+/// One EMF line's fields after its `_aws` directive: the dimensions, properties and metric
+/// values.
 #[derive(Serialize)]
 struct Line<'a> {
-    #[serde(rename = "_aws")]
-    aws: Directive,
     function: &'a str,
     trigger: &'a str,
     cold: bool,
@@ -204,18 +208,9 @@ struct HostLine {
     ms: f64,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Directive {
-    timestamp: u64,
-    #[serde(rename = "CloudWatchMetrics")]
-    metrics: &'static RawValue,
-}
-
-/// `[METRICS]` as JSON, serialized once: every line carries it as it is.
-static METRICS_JSON: LazyLock<Box<RawValue>> = LazyLock::new(|| {
-    serde_json::value::to_raw_value(&[METRICS]).expect("the metric directive serializes")
-});
+/// `[METRICS]` as JSON, serialized once: every line's directive carries it as it is.
+static METRICS_JSON: LazyLock<Vec<u8>> =
+    LazyLock::new(|| serde_json::to_vec(&[METRICS]).expect("the metric directive serializes"));
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -345,6 +345,37 @@ mod tests {
         assert_eq!(request.source_ip.as_deref(), Some("1.2.3.4"));
     }
 
+    /// A key a writer of data chose (a DynamoDB attribute, a query parameter, an event's
+    /// detail) is read as any other, whatever it spells: a batch no parse can read would be
+    /// retried until its records expire, holding up its stream.
+    #[test]
+    fn keys_that_spell_serde_json_tokens_are_read_as_keys() {
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/events/dynamodb-users.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        for key in [
+            "$serde_json::private::RawValue",
+            "\\u0024serde_json::private::RawValue",
+        ] {
+            let first = format!("\"NewImage\": {{\"{key}\": {{\"S\": \"x\"}},");
+            let text = text.replacen("\"NewImage\": {", &first, 1);
+            let event = parse_event(text.as_bytes()).unwrap();
+            let image = &event["Records"][0]["dynamodb"]["NewImage"];
+            assert_eq!(image["$serde_json::private::RawValue"]["S"], "x");
+            assert_eq!(image["email"]["S"], "ada@example.com");
+            assert!(matches!(Event::classify(&event), Ok(Event::Batch(_))));
+        }
+        let detail = r#"{"version": "0", "id": "1", "detail-type": "t", "source": "s",
+            "account": "1", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {"$serde_json::private::RawValue": 7}}"#;
+        assert_eq!(
+            parse_event(detail.as_bytes()).unwrap()["detail"],
+            json!({"$serde_json::private::RawValue": 7})
+        );
+    }
+
     fn fixture(name: &str) -> Value {
         let path = format!(
             "{}/tests/fixtures/events/{name}",

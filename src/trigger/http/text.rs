@@ -6,8 +6,7 @@
 //! taken: every key is one an HTTP API sends, so no kind recognized before HTTP (an authorizer,
 //! a WebSocket route, a direct invocation, ...) can claim it; each field is typed as
 //! [`super::from_v2`] reads it. Anything else (another key, a repeated key, a field of another
-//! type, headers that need normalizing, serde_json's raw value key, nesting past its limit) is
-//! `None`, and the event is read as a tree as before, which also names what is wrong with a
+//! type, headers that need normalizing, nesting past serde_json's limit) is `None`, and the event is read as a tree as before, which also names what is wrong with a
 //! malformed one.
 
 use std::borrow::Cow;
@@ -47,10 +46,6 @@ pub fn from_v2_text(event: &[u8]) -> Option<HttpRequest> {
         None => Value::Null,
         Some(authorizer) => v2_authorizer(&authorizer).ok()?,
     };
-    let query = event.query_string_parameters.unwrap_or_default();
-    if query.contains_key(RAW_VALUE) {
-        return None;
-    }
     let headers = event.headers.unwrap_or_default();
     if !headers
         .iter()
@@ -63,7 +58,9 @@ pub fn from_v2_text(event: &[u8]) -> Option<HttpRequest> {
         method: method.to_string(),
         path: without_stage(path, context.stage.as_deref()),
         path_encoded: true,
-        query: query
+        query: event
+            .query_string_parameters
+            .unwrap_or_default()
             .into_iter()
             .map(|(name, Joined(value))| (name, value))
             .collect(),
@@ -201,13 +198,8 @@ impl<'de> Deserialize<'de> for Joined {
     }
 }
 
-/// The key with which serde_json's tree (its `raw_value` feature is on) reads an object that
-/// starts with it as the JSON text of its value instead: such an object is left to the tree.
-const RAW_VALUE: &str = "$serde_json::private::RawValue";
-
 /// Any JSON value, read as the tree reads it (a number out of range or a string that is not
-/// Unicode is an error, as there, and so is nesting beyond its limit) and not kept; an object
-/// with the key [`RAW_VALUE`] is an error.
+/// Unicode is an error, as there, and so is nesting beyond its limit) and not kept.
 #[derive(Default)]
 struct Skip;
 
@@ -245,32 +237,8 @@ impl<'de> Visitor<'de> for Skip {
         Ok(Skip)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Skip, A::Error> {
-        while entries.next_key::<SkipKey>()?.is_some() {
-            entries.next_value::<Skip>()?;
-        }
+        while entries.next_entry::<Skip, Skip>()?.is_some() {}
         Ok(Skip)
-    }
-}
-
-/// A skipped object's key: any but [`RAW_VALUE`].
-struct SkipKey;
-
-impl<'de> Deserialize<'de> for SkipKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(SkipKey)
-    }
-}
-
-impl<'de> Visitor<'de> for SkipKey {
-    type Value = SkipKey;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object's key")
-    }
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<SkipKey, E> {
-        if key == RAW_VALUE {
-            return Err(E::custom("serde_json's raw value key"));
-        }
-        Ok(SkipKey)
     }
 }
 
@@ -280,6 +248,8 @@ mod tests {
 
     use super::*;
     use crate::trigger::Event;
+
+    const RAW_VALUE: &str = "$serde_json::private::RawValue";
 
     fn fixture(name: &str) -> Value {
         let path = format!(
@@ -306,7 +276,7 @@ mod tests {
             "function-url-get-hello.json",
         ] {
             let event = fixture(name);
-            let variants: [fn(&mut Value); 13] = [
+            let variants: [fn(&mut Value); 15] = [
                 |_| {},
                 |e| e["headers"] = Value::Null,
                 |e| e["queryStringParameters"] = json!({"a": "1,2", "b": ["x", "y"], "c": []}),
@@ -325,6 +295,12 @@ mod tests {
                     e["requestContext"]["http"]["path"] = json!("/hello/from-context");
                 },
                 |e| e["requestContext"]["stage"] = json!("v1"),
+                // Keys that spell serde_json's raw value token are keys like any other.
+                |e| e["queryStringParameters"] = json!({RAW_VALUE: "{\"a\": \"1\"}", "b": "2"}),
+                |e| {
+                    e["pathParameters"] = json!({RAW_VALUE: "x"});
+                    e["requestContext"]["authentication"] = json!({"a": {RAW_VALUE: 1}});
+                },
                 |e| {
                     e["pathParameters"] = json!({"proxy": "hello"});
                     e["stageVariables"] = json!({"a": "b"});
@@ -458,17 +434,6 @@ mod tests {
                 &http,
                 &fields(&event["requestContext"]["http"], &http_fields),
             ),
-            // serde_json's raw value key, which makes the tree read its object as JSON text.
-            edited(|e| e["queryStringParameters"] = json!({RAW_VALUE: "{\"a\": \"1\"}"})),
-            edited(|e| e["queryStringParameters"] = json!({RAW_VALUE: "[1]"})),
-            edited(|e| e["queryStringParameters"] = json!({RAW_VALUE: "{}", "b": "2"})),
-            edited(|e| e["pathParameters"] = json!({RAW_VALUE: "x"})),
-            edited(|e| e["requestContext"]["authentication"] = json!({"a": {RAW_VALUE: "{}"}})),
-            edited(|e| e["requestContext"]["http"]["protocol"] = json!({RAW_VALUE: "1"})),
-            replaced(
-                "\"rawPath\":",
-                "\"pathParameters\":{\"\\u0024serde_json::private::RawValue\":\"null\"},\"rawPath\":",
-            ),
             // Nesting beyond the tree's limit, in the authorizer too.
             deep_authorizer.clone(),
             deep_skipped.clone(),
@@ -486,6 +451,13 @@ mod tests {
         for other in &others {
             assert!(from_v2_text(other.as_bytes()).is_none(), "read: {other}");
         }
+        // serde_json's raw value token, spelled with an escape, is a key like any other.
+        let token = replaced(
+            "\"rawPath\":",
+            "\"pathParameters\":{\"\\u0024serde_json::private::RawValue\":\"null\"},\"rawPath\":",
+        );
+        let read = from_v2_text(token.as_bytes()).unwrap();
+        assert_eq!(format!("{read:?}"), from_tree(&token));
         // A header twice: the last, as in the tree.
         let twice = replaced("\"accept\":", "\"accept\":\"text/html\",\"accept\":");
         let read = from_v2_text(twice.as_bytes()).unwrap();
