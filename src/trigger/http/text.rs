@@ -6,8 +6,8 @@
 //! taken: every key is one an HTTP API sends, so no kind recognized before HTTP (an authorizer,
 //! a WebSocket route, a direct invocation, ...) can claim it; each field is typed as
 //! [`super::from_v2`] reads it. Anything else (another key, a repeated key, a field of another
-//! type, headers that need normalizing, nesting past serde_json's limit) is `None`, and the event is read as a tree as before, which also names what is wrong with a
-//! malformed one.
+//! type, headers that need normalizing, nesting past serde_json's limit) is `None`, and the event
+//! is read as a tree as before, which also names what is wrong with a malformed one.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
