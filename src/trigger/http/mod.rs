@@ -151,9 +151,7 @@ fn from_v2(event: &Value) -> Result<HttpRequest, Error> {
     let method = http
         .and_then(|h| h.get("method"))
         .and_then(Value::as_str)
-        // As `aws_lambda_events` reads it: an empty method is GET.
-        .map(|method| if method.is_empty() { "GET" } else { method })
-        .and_then(|method| http::Method::from_bytes(method.as_bytes()).ok())
+        .and_then(v2_method)
         .ok_or_else(|| malformed("`requestContext.http.method` must be an HTTP method".into()))?;
     let raw_path = match event.get("rawPath") {
         Some(raw) => text(Some(raw), "rawPath")?,
@@ -216,6 +214,13 @@ fn from_v2(event: &Value) -> Result<HttpRequest, Error> {
         )?,
         auth: non_empty(auth),
     })
+}
+
+/// A v2 request's method as `aws_lambda_events` reads it (an empty method is GET), or `None`
+/// when it is not one.
+fn v2_method(method: &str) -> Option<http::Method> {
+    let method = if method.is_empty() { "GET" } else { method };
+    http::Method::from_bytes(method.as_bytes()).ok()
 }
 
 /// A v2 request's authorizer, typed as before: its JWT, Lambda and IAM descriptions.

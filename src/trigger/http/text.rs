@@ -13,31 +13,34 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::LazyLock;
 
+use memchr::memmem::Finder;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{HttpRequest, HttpShape, non_empty, plain_header, v2_authorizer, without_stage};
+use super::{
+    HttpRequest, HttpShape, non_empty, plain_header, v2_authorizer, v2_method, without_stage,
+};
+
+/// The search for the key every HTTP API request has, built once.
+static REQUEST_CONTEXT: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"requestContext\""));
 
 /// The request in `event`, when it is an HTTP API v2 request as HTTP APIs send it (see the
 /// module's documentation), else `None`.
 pub fn from_v2_text(event: &[u8]) -> Option<HttpRequest> {
     // Most other events are refused by their first key, but a refusal names every key expected:
     // a scan for the one key every HTTP API request has is cheaper.
-    memchr::memmem::find(event, b"\"requestContext\"")?;
+    REQUEST_CONTEXT.find(event)?;
     let Object(event) = serde_json::from_slice::<Object<V2Event>>(event).ok()?;
     if event.version != "2.0" {
         return None;
     }
     let Object(context) = event.request_context;
     let Object(http) = context.http;
-    // As `aws_lambda_events` reads it: an empty method is GET.
-    let method = match http.method.as_ref() {
-        "" => "GET",
-        method => method,
-    };
-    let method = http::Method::from_bytes(method.as_bytes()).ok()?;
+    let method = v2_method(&http.method)?;
     let path = event
         .raw_path
         .or(http.path)
@@ -188,7 +191,7 @@ impl<'de> Deserialize<'de> for Joined {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut values: A) -> Result<Joined, A::Error> {
                 let mut joined = Vec::new();
-                while let Some(value) = values.next_element::<Cow<str>>()? {
+                while let Some(value) = values.next_element::<String>()? {
                     joined.push(value);
                 }
                 Ok(Joined(joined.join(",")))
